@@ -1,0 +1,116 @@
+"""The one error envelope: every error the API gives is `{"status": "fail", "message": str}`.
+
+Django REST framework's own errors (parsing, authentication, permissions, methods, throttles),
+the services' domain errors and Django's 404/400/500 pages for API paths all pass through here.
+Validation errors add `"errors": {field: [messages]}`.
+"""
+import math
+
+from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
+from django.http import Http404, JsonResponse
+from rest_framework import exceptions, status
+from rest_framework.response import Response
+from rest_framework.views import exception_handler as drf_exception_handler
+
+from . import services, throttles
+
+
+class RequestTooLarge(exceptions.APIException):
+    status_code = status.HTTP_413_REQUEST_ENTITY_TOO_LARGE
+    default_detail = "Request body is too large"
+    default_code = "too_large"
+
+
+# Domain errors of services.py and throttles.py, and what each means on the wire.
+_DOMAIN_ERRORS = {
+    services.EmailTaken: (status.HTTP_409_CONFLICT, "User with that email already exists"),
+    services.CodeRejected: (status.HTTP_400_BAD_REQUEST, "Token is invalid or user doesn't exist"),
+    services.NotEnrolled: (status.HTTP_404_NOT_FOUND, "OTP must be verified first"),
+    services.NoSecretToVerify: (status.HTTP_400_BAD_REQUEST, "No OTP secret to verify: call otp/generate first"),
+    services.LockedOut: (status.HTTP_429_TOO_MANY_REQUESTS, "Too many wrong codes. Try again in {retry_after} seconds"),
+    throttles.TooManyPasswordFailures: (
+        status.HTTP_429_TOO_MANY_REQUESTS,
+        "Too many failed login attempts. Try again in {retry_after} seconds",
+    ),
+}
+
+INCORRECT_CREDENTIALS = "Incorrect email or password"
+
+
+class IncorrectCredentials(exceptions.APIException):
+    status_code = status.HTTP_400_BAD_REQUEST
+    default_detail = INCORRECT_CREDENTIALS
+
+
+def fail(message: str, **extra) -> dict:
+    return {"status": "fail", "message": message, **extra}
+
+
+def handle_exception(exc, context):
+    """DRF's EXCEPTION_HANDLER."""
+    for error_class, (status_code, message) in _DOMAIN_ERRORS.items():
+        if isinstance(exc, error_class):
+            retry_after = getattr(exc, "retry_after", None)
+            response = Response(fail(message.format(retry_after=retry_after)), status=status_code)
+            if retry_after is not None:
+                response["Retry-After"] = str(retry_after)
+            return response
+    if isinstance(exc, Http404):
+        exc = exceptions.NotFound()
+    elif isinstance(exc, DjangoPermissionDenied):
+        exc = exceptions.PermissionDenied()
+    response = drf_exception_handler(exc, context)
+    if response is None:
+        return None  # an unexpected error: logged by Django, answered by `server_error`
+    if isinstance(exc, exceptions.ValidationError):
+        errors = _field_errors(exc.detail)
+        response.data = fail(_summary(errors), errors=errors)
+    elif isinstance(exc, exceptions.Throttled):
+        wait = math.ceil(exc.wait) if exc.wait is not None else None
+        message = f"Too many requests. Try again in {wait} seconds" if wait else "Too many requests"
+        response.data = fail(message)
+    else:
+        response.data = fail(_text(exc.detail))
+    return response
+
+
+def _field_errors(detail) -> dict:
+    if isinstance(detail, dict):
+        return {field: _messages(value) for field, value in detail.items()}
+    return {"non_field_errors": _messages(detail)}
+
+
+def _messages(value) -> list[str]:
+    if isinstance(value, dict):
+        return [f"{key}: {message}" for key, inner in value.items() for message in _messages(inner)]
+    if isinstance(value, list):
+        return [message for item in value for message in _messages(item)]
+    return [str(value)]
+
+
+def _summary(errors: dict) -> str:
+    # Clients show `message` to people: one readable line, the first problem of each field.
+    parts = []
+    for field, messages in errors.items():
+        first = messages[0] if messages else "invalid"
+        parts.append(first if field == "non_field_errors" else f"{field}: {first}")
+    return "; ".join(parts) or "Invalid input"
+
+
+def _text(detail) -> str:
+    if isinstance(detail, (list, dict)):
+        return "; ".join(_messages(detail))
+    return str(detail)
+
+
+# Django-level handlers, for what never reaches a DRF view (unknown paths, bad Host headers).
+def not_found(request, exception=None):
+    return JsonResponse(fail("Not found"), status=404)
+
+
+def bad_request(request, exception=None):
+    return JsonResponse(fail("Bad request"), status=400)
+
+
+def server_error(request):
+    return JsonResponse({"status": "error", "message": "Internal server error"}, status=500)

@@ -1,0 +1,79 @@
+"""The email-keyed user and the state its second factor needs.
+
+Every rule about that state (single use, lockout, enrolment) lives in `services.py`; this
+module only says what is stored and what the database itself guarantees.
+"""
+import uuid
+
+from django.contrib.auth.models import AbstractBaseUser, BaseUserManager, PermissionsMixin
+from django.db import models
+from django.db.models.functions import Lower
+from django.utils import timezone
+
+
+def normalise_email(email: str) -> str:
+    # One spelling per mailbox: " Ann@Example.COM " and "ann@example.com" are one account.
+    return (email or "").strip().lower()
+
+
+class UserManager(BaseUserManager):
+    use_in_migrations = True
+
+    def get_by_natural_key(self, username):
+        return self.get(email=normalise_email(username))
+
+    def create_user(self, email, name, password=None, **extra_fields):
+        if not email:
+            raise ValueError("An email address is required")
+        user = self.model(email=normalise_email(email), name=name, **extra_fields)
+        user.set_password(password)
+        user.save(using=self._db)
+        return user
+
+    def create_superuser(self, email, name, password=None, **extra_fields):
+        extra_fields.setdefault("is_staff", True)
+        extra_fields.setdefault("is_superuser", True)
+        return self.create_user(email, name, password, **extra_fields)
+
+
+class UserModel(AbstractBaseUser, PermissionsMixin):
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    email = models.EmailField(unique=True, max_length=255)
+    name = models.CharField(max_length=255)
+    is_active = models.BooleanField(default=True)
+    is_staff = models.BooleanField(default=False)
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    # Second factor. `otp_secret` is the secret in force; `pending_secret` is one handed out by
+    # otp/generate and not yet proven by otp/verify, so re-enrolment never locks anyone out.
+    otp_enabled = models.BooleanField(default=False)
+    otp_verified = models.BooleanField(default=False)
+    otp_secret = models.CharField(max_length=255, blank=True, default="")
+    pending_secret = models.CharField(max_length=255, blank=True, default="")
+    # RFC 6238 §5.2: a code is accepted once; any step at or before this one is refused.
+    last_accepted_step = models.BigIntegerField(null=True, blank=True)
+    # Consecutive wrong codes, and until when every attempt is refused unseen.
+    failed_attempts = models.PositiveIntegerField(default=0)
+    locked_until = models.DateTimeField(null=True, blank=True)
+
+    objects = UserManager()
+
+    USERNAME_FIELD = "email"
+    EMAIL_FIELD = "email"
+    REQUIRED_FIELDS = ["name"]
+
+    class Meta:
+        verbose_name = "user"
+        verbose_name_plural = "users"
+        constraints = [
+            # The database, not a read-then-insert, keeps two spellings of one email apart.
+            models.UniqueConstraint(Lower("email"), name="user_email_case_insensitive_unique"),
+        ]
+
+    def __str__(self):
+        return self.email
+
+    def save(self, *args, **kwargs):
+        self.email = normalise_email(self.email)
+        super().save(*args, **kwargs)

@@ -1,0 +1,101 @@
+"""Request validation and response shapes of CONTRACT.md part 1; no business rules."""
+from django.contrib.auth import password_validation
+from django.core.exceptions import ValidationError as DjangoValidationError
+from rest_framework import serializers
+
+from .models import UserModel, normalise_email
+
+
+class UserSerializer(serializers.ModelSerializer):
+    """USER: the only view of an account the API gives. No secret is, or may be, listed here."""
+
+    class Meta:
+        model = UserModel
+        fields = ["id", "name", "email", "otp_enabled", "otp_verified"]
+        read_only_fields = fields
+
+
+class RegisterSerializer(serializers.Serializer):
+    email = serializers.EmailField(max_length=255)
+    name = serializers.CharField(max_length=255)
+    password = serializers.CharField(max_length=128, trim_whitespace=False, style={"input_type": "password"})
+    passwordConfirm = serializers.CharField(
+        max_length=128, trim_whitespace=False, required=False, style={"input_type": "password"},
+        help_text="Optional; when sent it must equal `password`.",
+    )
+
+    def validate_email(self, value):
+        return normalise_email(value)
+
+    def validate(self, attrs):
+        confirm = attrs.pop("passwordConfirm", None)
+        if confirm is not None and confirm != attrs["password"]:
+            raise serializers.ValidationError({"passwordConfirm": ["Passwords do not match"]})
+        candidate = UserModel(email=attrs["email"], name=attrs["name"])
+        try:
+            password_validation.validate_password(attrs["password"], user=candidate)
+        except DjangoValidationError as error:
+            raise serializers.ValidationError({"password": list(error.messages)})
+        return attrs
+
+
+class LoginSerializer(serializers.Serializer):
+    # Not an EmailField: a malformed address is simply an unknown one, "Incorrect email or password".
+    email = serializers.CharField(max_length=255)
+    password = serializers.CharField(max_length=128, trim_whitespace=False, style={"input_type": "password"})
+
+
+class UserIdSerializer(serializers.Serializer):
+    user_id = serializers.UUIDField(
+        required=False, allow_null=True,
+        help_text="Optional. When sent, it must be the logged-in account's id (403 otherwise).",
+    )
+
+
+class GenerateSerializer(UserIdSerializer):
+    email = serializers.CharField(
+        required=False, allow_blank=True, allow_null=True, max_length=255,
+        help_text="Ignored: the otpauth label is always the account's own email.",
+    )
+
+
+class TokenSerializer(UserIdSerializer):
+    token = serializers.CharField(max_length=64, help_text="The 6-digit code the authenticator app shows.")
+
+
+class GenerateResponseSerializer(serializers.Serializer):
+    base32 = serializers.CharField()
+    otpauth_url = serializers.CharField()
+
+
+class StatusUserSerializer(serializers.Serializer):
+    status = serializers.CharField(default="success")
+    user = UserSerializer()
+
+
+class StatusMessageSerializer(serializers.Serializer):
+    status = serializers.CharField(default="success")
+    message = serializers.CharField()
+
+
+class VerifyResponseSerializer(serializers.Serializer):
+    otp_verified = serializers.BooleanField()
+    user = UserSerializer()
+
+
+class ValidateResponseSerializer(serializers.Serializer):
+    otp_valid = serializers.BooleanField()
+
+
+class DisableResponseSerializer(serializers.Serializer):
+    otp_disabled = serializers.BooleanField()
+    user = UserSerializer()
+
+
+class FailSerializer(serializers.Serializer):
+    status = serializers.CharField(default="fail")
+    message = serializers.CharField()
+    errors = serializers.DictField(
+        child=serializers.ListField(child=serializers.CharField()), required=False,
+        help_text="Present on validation errors only: the messages of each field.",
+    )

@@ -1,0 +1,188 @@
+"""Settings of the 2FA API, read from the environment (and an optional `.env` file).
+
+Every variable is listed with its default in the README, "Configuration". Development needs
+none of them: DEBUG on, SQLite in `db.sqlite3`, the cache in that same database.
+"""
+from pathlib import Path
+
+import environ
+from django.core.exceptions import ImproperlyConfigured
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+env = environ.Env()
+if (BASE_DIR / ".env").is_file():
+    environ.Env.read_env(BASE_DIR / ".env")
+
+DEBUG = env.bool("DEBUG", default=True)
+
+SECRET_KEY = env.str("SECRET_KEY", default="")
+if not SECRET_KEY:
+    if not DEBUG:
+        raise ImproperlyConfigured("SECRET_KEY must be set when DEBUG is off")
+    SECRET_KEY = "django-insecure-development-only-never-use-in-production"
+
+ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["localhost", "127.0.0.1", "[::1]"])
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "corsheaders",
+    "rest_framework",
+    "drf_yasg",
+    "otp_app",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "corsheaders.middleware.CorsMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "otp_project.urls"
+WSGI_APPLICATION = "otp_project.wsgi.application"
+APPEND_SLASH = False  # the API's paths take an optional slash themselves (otp_app/urls.py)
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+# --- Database -------------------------------------------------------------------------------
+DATABASES = {"default": env.db("DATABASE_URL", default=f"sqlite:///{BASE_DIR / 'db.sqlite3'}")}
+DATABASES["default"]["CONN_MAX_AGE"] = env.int("CONN_MAX_AGE", default=60)
+DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    DATABASES["default"].setdefault("OPTIONS", {}).update(
+        {
+            # Several server processes write at once: WAL lets readers run beside the writer,
+            # IMMEDIATE takes the write lock when a transaction starts (no deadlocked upgrade),
+            # and the timeout makes a writer wait its turn instead of failing "database is locked".
+            "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+            "transaction_mode": "IMMEDIATE",
+            "timeout": 20,
+        }
+    )
+
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+# --- Cache: the password-failure counters live here, so it must be shared by every process --
+CACHES = {
+    "default": {
+        "BACKEND": "django.core.cache.backends.db.DatabaseCache",
+        "LOCATION": "otp_cache",
+    }
+}
+
+# --- Users, passwords, sessions ---------------------------------------------------------------
+AUTH_USER_MODEL = "otp_app.UserModel"
+PASSWORD_HASHERS = [
+    "otp_app.hashers.Argon2idHasher",
+    "django.contrib.auth.hashers.PBKDF2PasswordHasher",
+    "django.contrib.auth.hashers.PBKDF2SHA1PasswordHasher",
+    "django.contrib.auth.hashers.ScryptPasswordHasher",
+]
+AUTH_PASSWORD_VALIDATORS = [
+    {
+        "NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator",
+        "OPTIONS": {"user_attributes": ("email", "name")},
+    },
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+
+SESSION_COOKIE_HTTPONLY = True
+SESSION_COOKIE_SAMESITE = "Lax"
+SESSION_COOKIE_SECURE = env.bool("SESSION_COOKIE_SECURE", default=not DEBUG)
+SESSION_COOKIE_AGE = env.int("SESSION_COOKIE_AGE", default=12 * 60 * 60)
+CSRF_COOKIE_SECURE = env.bool("CSRF_COOKIE_SECURE", default=not DEBUG)
+
+# --- Cross-origin -----------------------------------------------------------------------------
+CORS_ALLOWED_ORIGINS = env.list("CORS_ALLOWED_ORIGINS", default=["http://localhost:3000"])
+CORS_ALLOW_CREDENTIALS = True
+CORS_URLS_REGEX = r"^/api/.*$"
+CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
+
+# --- Two-factor rules (TWOFA_*): every one may be set in the environment ---------------------
+TWOFA_ISSUER = env.str("TWOFA_ISSUER", default="2FA API")
+# Time steps (30 s) accepted either side of now, for clock drift (RFC 6238 §5.2).
+TWOFA_VALID_WINDOW = env.int("TWOFA_VALID_WINDOW", default=1)
+# Wrong codes in a row before the account locks; the lock then lasts BASE seconds, doubling with
+# each further wrong code, at most MAX seconds.
+TWOFA_LOCKOUT_THRESHOLD = env.int("TWOFA_LOCKOUT_THRESHOLD", default=5)
+TWOFA_LOCKOUT_BASE_SECONDS = env.int("TWOFA_LOCKOUT_BASE_SECONDS", default=30)
+TWOFA_LOCKOUT_MAX_SECONDS = env.int("TWOFA_LOCKOUT_MAX_SECONDS", default=3600)
+# How long a pending login (password proven, code not yet) waits for otp/validate.
+TWOFA_PENDING_SECONDS = env.int("TWOFA_PENDING_SECONDS", default=300)
+# Failed logins allowed per account and per client address, as "count/period" (s, m, h, d).
+TWOFA_LOGIN_FAILURES_PER_ACCOUNT = env.str("TWOFA_LOGIN_FAILURES_PER_ACCOUNT", default="10/15m")
+TWOFA_LOGIN_FAILURES_PER_ADDRESS = env.str("TWOFA_LOGIN_FAILURES_PER_ADDRESS", default="100/15m")
+# Registrations per client address, as DRF rates ("count/second|minute|hour|day").
+TWOFA_REGISTER_RATE = env.str("TWOFA_REGISTER_RATE", default="30/hour")
+TWOFA_MAX_BODY_BYTES = env.int("TWOFA_MAX_BODY_BYTES", default=16 * 1024)
+# Origins whose pages may send state-changing requests with the session cookie, besides the
+# API's own origin (Swagger UI): the CORS front ends and any CSRF-trusted origins.
+TWOFA_TRUSTED_ORIGINS = [*CORS_ALLOWED_ORIGINS, *CSRF_TRUSTED_ORIGINS]
+
+# Behind a proxy, the header that carries the client address (e.g. HTTP_X_REAL_IP).
+RATELIMIT_IP_META_KEY = env.str("RATELIMIT_IP_META_KEY", default="") or None
+
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": ["otp_app.sessions.SessionAuthentication"],
+    "DEFAULT_PERMISSION_CLASSES": ["otp_app.sessions.TrustedOrigin"],
+    "DEFAULT_PARSER_CLASSES": ["otp_app.parsers.JSONParser"],
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "EXCEPTION_HANDLER": "otp_app.exceptions.handle_exception",
+    "DEFAULT_THROTTLE_RATES": {"register": TWOFA_REGISTER_RATE},
+    "NUM_PROXIES": env.int("NUM_PROXIES", default=None),
+    "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
+}
+
+SWAGGER_USE_COMPAT_RENDERERS = False
+SWAGGER_SETTINGS = {
+    "USE_SESSION_AUTH": False,
+    "SECURITY_DEFINITIONS": {
+        "session": {
+            "type": "apiKey",
+            "in": "header",
+            "name": "Cookie",
+            "description": "The `sessionid` cookie set by login; browsers send it by themselves.",
+        }
+    },
+    "DEFAULT_MODEL_RENDERING": "example",
+}
+
+# --- Internationalisation, static files, logging ---------------------------------------------
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+STATIC_URL = "static/"
+STATIC_ROOT = BASE_DIR / "staticfiles"
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
+}

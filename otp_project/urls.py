@@ -1,0 +1,33 @@
+from django.contrib import admin
+from django.urls import include, path, re_path
+from drf_yasg import openapi
+from drf_yasg.views import get_schema_view
+from rest_framework import permissions
+
+from otp_app.exceptions import not_found
+
+schema_view = get_schema_view(
+    openapi.Info(
+        title="2FA API",
+        default_version="v1",
+        description=(
+            "Two-factor authentication (TOTP) over a session cookie. Flow: register → login → "
+            "otp/generate → otp/verify; later logins: login → otp/validate. See the README."
+        ),
+    ),
+    public=True,
+    permission_classes=[permissions.AllowAny],
+)
+
+urlpatterns = [
+    path("admin/", admin.site.urls),
+    path("api/auth/", include("otp_app.urls")),
+    re_path(r"^api/", not_found),  # unknown API paths answer JSON, also with DEBUG on
+    re_path(r"^swagger\.(?P<format>json|yaml)$", schema_view.without_ui(cache_timeout=0), name="schema-json"),
+    path("swagger/", schema_view.with_ui("swagger", cache_timeout=0), name="schema-swagger-ui"),
+    path("redoc/", schema_view.with_ui("redoc", cache_timeout=0), name="schema-redoc"),
+]
+
+handler400 = "otp_app.exceptions.bad_request"
+handler404 = "otp_app.exceptions.not_found"
+handler500 = "otp_app.exceptions.server_error"

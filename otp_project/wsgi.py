@@ -1,0 +1,8 @@
+"""WSGI entry point: `gunicorn otp_project.wsgi`."""
+import os
+
+from django.core.wsgi import get_wsgi_application
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "otp_project.settings")
+
+application = get_wsgi_application()
