@@ -1,16 +1,20 @@
-from django.urls import re_path
+from django.urls import path
 
 from . import views
-from .exceptions import not_found
 
-# Paths match with or without a trailing slash: a POST redirected to add one would lose its body.
-urlpatterns = [
-    re_path(r"^register/?$", views.RegisterView.as_view(), name="register"),
-    re_path(r"^login/?$", views.LoginView.as_view(), name="login"),
-    re_path(r"^logout/?$", views.LogoutView.as_view(), name="logout"),
-    re_path(r"^me/?$", views.MeView.as_view(), name="me"),
-    re_path(r"^otp/generate/?$", views.GenerateOtpView.as_view(), name="otp-generate"),
-    re_path(r"^otp/verify/?$", views.VerifyOtpView.as_view(), name="otp-verify"),
-    re_path(r"^otp/validate/?$", views.ValidateOtpView.as_view(), name="otp-validate"),
-    re_path(r"^otp/disable/?$", views.DisableOtpView.as_view(), name="otp-disable"),
+ENDPOINTS = [
+    ("register", views.RegisterView, "register"),
+    ("login", views.LoginView, "login"),
+    ("logout", views.LogoutView, "logout"),
+    ("me", views.MeView, "me"),
+    ("otp/generate", views.GenerateOtpView, "otp-generate"),
+    ("otp/verify", views.VerifyOtpView, "otp-verify"),
+    ("otp/validate", views.ValidateOtpView, "otp-validate"),
+    ("otp/disable", views.DisableOtpView, "otp-disable"),
 ]
+
+# The documented paths, as CONTRACT.md spells them: no trailing slash.
+documented = [path(route, view.as_view(), name=name) for route, view, name in ENDPOINTS]
+
+# A trailing slash is forgiven rather than redirected: a redirected POST would lose its body.
+urlpatterns = documented + [path(f"{route}/", view.as_view()) for route, view, _ in ENDPOINTS]
