@@ -34,7 +34,9 @@ def check_password_attempts(request, *, email: str) -> None:
         usage = get_usage(request, group=group, key=key, rate=rate, increment=False)
         # A cache that cannot answer gives count 0 of limit 0: refused, never unthrottled.
         if usage is not None and usage["count"] >= usage["limit"]:
-            raise TooManyPasswordFailures(retry_after=max(1, usage["time_left"]))
+            # django-ratelimit's window still counts during its last second: "+ 1" makes a
+            # client that waits exactly Retry-After land in the next window.
+            raise TooManyPasswordFailures(retry_after=max(1, usage["time_left"] + 1))
 
 
 def count_password_failure(request, *, email: str) -> None:

@@ -1,0 +1,197 @@
+"""The Django admin at /admin/: email login, the user list, no secret on show, and a code
+required from staff accounts with 2FA on."""
+from types import SimpleNamespace
+
+import django_ratelimit.core
+import pytest
+from django.conf import settings
+from django.test import Client, override_settings
+
+from otp_app import services, totp
+
+from .conftest import PASSWORD, code_for, make_user
+
+LOGIN_URL = "/admin/login/"
+CHANGELIST = "/admin/otp_app/usermodel/"
+
+
+def admin_login(client, email, password=PASSWORD, otp_token=None):
+    client.get(LOGIN_URL)  # the CSRF cookie, which the form echoes as a browser would
+    csrf = client.cookies.get(settings.CSRF_COOKIE_NAME)
+    data = {"username": email, "password": password, "next": "/admin/"}
+    if csrf is not None:
+        data["csrfmiddlewaretoken"] = csrf.value
+    if otp_token is not None:
+        data["otp_token"] = otp_token
+    return client.post(LOGIN_URL, data)
+
+
+def is_logged_in(client) -> bool:
+    return client.get("/admin/").status_code == 200
+
+
+@pytest.fixture
+def browser():
+    return Client(enforce_csrf_checks=True)
+
+
+@pytest.fixture
+def superuser(db):
+    return make_user("root@example.com", "Root", is_staff=True, is_superuser=True)
+
+
+@pytest.fixture
+def staff_with_2fa(db):
+    return make_user(
+        "staff@example.com", "Staff", is_staff=True, is_superuser=True,
+        otp_enabled=True, otp_verified=True, otp_secret=totp.new_secret(),
+    )
+
+
+@pytest.fixture
+def admin_client_for(superuser):
+    client = Client()
+    client.force_login(superuser)
+    return client
+
+
+@pytest.mark.parametrize("email", ["root@example.com", "ROOT@Example.com"])
+def test_superuser_without_2fa_logs_in_with_email_and_password(browser, superuser, clock, email):
+    response = admin_login(browser, email)
+
+    assert response.status_code == 302
+    assert response["Location"] == "/admin/"
+    assert is_logged_in(browser)
+
+
+def test_admin_login_with_a_wrong_password_is_refused(browser, superuser, clock):
+    response = admin_login(browser, "root@example.com", "wrong password")
+
+    assert response.status_code == 200
+    assert not is_logged_in(browser)
+
+
+def test_admin_login_of_a_non_staff_user_is_refused(browser, user, clock):
+    admin_login(browser, "ann@example.com")
+
+    assert not is_logged_in(browser)
+
+
+def test_admin_login_page_asks_for_the_authenticator_code(browser, db):
+    response = browser.get(LOGIN_URL)
+
+    assert response.status_code == 200
+    assert 'name="otp_token"' in response.content.decode()
+
+
+def test_user_changelist_lists_users(admin_client_for, user, other_user):
+    content = admin_client_for.get(CHANGELIST).content.decode()
+
+    assert "ann@example.com" in content
+    assert "bob@example.com" in content
+
+
+def test_user_changelist_search_by_email(admin_client_for, user, other_user):
+    response = admin_client_for.get(CHANGELIST, {"q": "bob@"})
+
+    content = response.content.decode()
+    assert response.status_code == 200
+    assert "bob@example.com" in content
+    assert "ann@example.com" not in content
+
+
+@pytest.mark.parametrize("flag, shown, hidden", [("1", "ann@example.com", "bob@example.com"), ("0", "bob@example.com", "ann@example.com")])
+def test_user_changelist_filters_by_otp_enabled(admin_client_for, user_with_2fa, other_user, flag, shown, hidden):
+    response = admin_client_for.get(CHANGELIST, {"otp_enabled__exact": flag})
+
+    content = response.content.decode()
+    assert response.status_code == 200
+    assert shown in content
+    assert hidden not in content
+
+
+def test_user_change_page_never_shows_the_secret(admin_client_for, user_with_2fa):
+    services.prepare_secret(user=user_with_2fa)  # a pending re-enrolment too
+
+    response = admin_client_for.get(f"{CHANGELIST}{user_with_2fa.pk}/change/")
+
+    content = response.content.decode()
+    assert response.status_code == 200
+    assert "ann@example.com" in content
+    assert user_with_2fa.otp_secret not in content
+    assert user_with_2fa.pending_secret not in content
+    assert 'name="otp_secret"' not in content and 'name="pending_secret"' not in content
+
+
+def test_user_change_form_cannot_set_the_secret(admin_client_for, user_with_2fa):
+    secret = user_with_2fa.otp_secret
+    admin_client_for.post(
+        f"{CHANGELIST}{user_with_2fa.pk}/change/",
+        {"email": "ann@example.com", "name": "Ann", "is_active": "on", "otp_secret": "A" * 32, "otp_enabled": ""},
+    )
+
+    user_with_2fa.refresh_from_db()
+    assert (user_with_2fa.otp_secret, user_with_2fa.otp_enabled) == (secret, True)
+
+
+def test_staff_with_2fa_cannot_log_in_with_the_password_only(browser, staff_with_2fa, clock):
+    response = admin_login(browser, "staff@example.com")
+
+    assert response.status_code == 200
+    assert not is_logged_in(browser)
+
+
+def test_staff_with_2fa_cannot_log_in_with_a_wrong_code(browser, staff_with_2fa, clock):
+    right = code_for(staff_with_2fa.otp_secret, clock)
+
+    admin_login(browser, "staff@example.com", otp_token="000000" if right != "000000" else "111111")
+
+    assert not is_logged_in(browser)
+
+
+def test_staff_with_2fa_logs_in_with_password_and_code(browser, staff_with_2fa, clock):
+    response = admin_login(browser, "staff@example.com", otp_token=code_for(staff_with_2fa.otp_secret, clock))
+
+    assert response.status_code == 302
+    assert is_logged_in(browser)
+
+
+def test_staff_with_2fa_code_with_a_wrong_password_does_not_log_in(browser, staff_with_2fa, clock):
+    admin_login(browser, "staff@example.com", "wrong password", otp_token=code_for(staff_with_2fa.otp_secret, clock))
+
+    assert not is_logged_in(browser)
+
+
+def test_admin_code_used_once_is_refused_again(staff_with_2fa, clock):
+    code = code_for(staff_with_2fa.otp_secret, clock)
+    first, second = Client(enforce_csrf_checks=True), Client(enforce_csrf_checks=True)
+    assert admin_login(first, "staff@example.com", otp_token=code).status_code == 302
+
+    clock.tick(10)
+    response = admin_login(second, "staff@example.com", otp_token=code)
+
+    assert response.status_code == 200
+    assert not is_logged_in(second)
+
+
+def test_code_used_at_the_api_login_is_refused_at_the_admin(staff_with_2fa, clock, api):
+    code = code_for(staff_with_2fa.otp_secret, clock)
+    api.post("/api/auth/login", {"email": "staff@example.com", "password": PASSWORD}, format="json")
+    assert api.post("/api/auth/otp/validate", {"token": code}, format="json").status_code == 200
+
+    browser = Client()
+    admin_login(browser, "staff@example.com", otp_token=code)
+
+    assert not is_logged_in(browser)
+
+
+@override_settings(TWOFA_LOGIN_FAILURES_PER_ACCOUNT="3/15m")
+def test_admin_login_is_throttled_like_the_api_login(browser, superuser, clock, monkeypatch):
+    # Hold the counters' clock still so that no counting window ends mid-test.
+    monkeypatch.setattr(django_ratelimit.core, "time", SimpleNamespace(time=lambda: 1_800_000_000))
+    for _ in range(3):
+        admin_login(browser, "root@example.com", "wrong password")
+
+    admin_login(browser, "root@example.com")
+
+    assert not is_logged_in(browser)
