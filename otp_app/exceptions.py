@@ -5,6 +5,7 @@ the services' domain errors and Django's 404/400/500 pages for API paths all pas
 Validation errors add `"errors": {field: [messages]}`.
 """
 import math
+import sys
 
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.http import Http404, JsonResponse
@@ -13,6 +14,7 @@ from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
 from . import services, throttles
+from .middleware import is_unavailable, unavailable_response
 
 
 class RequestTooLarge(exceptions.APIException):
@@ -113,4 +115,8 @@ def bad_request(request, exception=None):
 
 
 def server_error(request):
+    # Django calls this inside its `except` block, so the error is at hand: an outage raised
+    # outside a view (the session middleware saving, say) is still a 503.
+    if is_unavailable(sys.exc_info()[1]):
+        return unavailable_response()
     return JsonResponse({"status": "error", "message": "Internal server error"}, status=500)

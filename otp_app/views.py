@@ -5,6 +5,9 @@ looks like on the wire is decided in exceptions.py.
 """
 from django.conf import settings
 from django.contrib.auth import authenticate
+from django.core.cache import cache
+from django.db import DatabaseError, connection
+from django.http import JsonResponse
 from drf_yasg import openapi
 from drf_yasg.utils import no_body, swagger_auto_schema
 from rest_framework import exceptions, status
@@ -212,3 +215,26 @@ class DisableOtpView(FullSessionView):
         user = services.disable(user=user)
         return Response({"otp_disabled": True, "user": self.user_data(user)})
 
+
+
+def healthz(request):
+    """200 when the database (and Redis, when configured) answer; 503 otherwise.
+
+    A plain Django view: no session is read and no throttle counts it, so probes cost little
+    and never lock anyone out.
+    """
+    checks = {}
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT 1")
+        checks["database"] = "ok"
+    except DatabaseError:
+        checks["database"] = "unavailable"
+    if settings.REDIS_URL:
+        try:
+            cache.get("healthz")
+            checks["cache"] = "ok"
+        except Exception:  # any failure of the cache client means the cache cannot be used
+            checks["cache"] = "unavailable"
+    healthy = all(state == "ok" for state in checks.values())
+    return JsonResponse({"status": "ok" if healthy else "fail", "checks": checks}, status=200 if healthy else 503)

@@ -6,6 +6,7 @@ from drf_yasg.views import get_schema_view
 from rest_framework import permissions
 
 from otp_app.exceptions import not_found
+from otp_app.views import healthz
 from otp_app.urls import documented
 
 
@@ -31,6 +32,7 @@ schema_view = get_schema_view(
 )
 
 urlpatterns = [
+    path("healthz", healthz, name="healthz"),
     path("admin/", admin.site.urls),
     path("api/auth/", include("otp_app.urls")),
     re_path(r"^api/", not_found),  # unknown API paths answer JSON, also with DEBUG on

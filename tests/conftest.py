@@ -113,8 +113,11 @@ def full_2fa_client(user_with_2fa, pending_client, clock):
 @pytest.fixture(scope="session")
 def live_server_url(tmp_path_factory):
     """The URL of a real gunicorn process (2 workers) over its own SQLite file."""
-    from .server import Server
+    from .server import Server, drop_database
 
-    server = Server(tmp_path_factory.mktemp("server")).start()
-    yield server.url
-    server.stop()
+    server = Server(tmp_path_factory.mktemp("server"))
+    try:
+        yield server.start().url
+    finally:
+        server.stop()
+        drop_database(server.env["DATABASE_URL"])

@@ -17,48 +17,104 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
+def is_postgres(url: str) -> bool:
+    return url.startswith(("postgres://", "postgresql://"))
+
+
+def _on_server_of(url: str, statement: str) -> None:
+    import psycopg
+
+    with psycopg.connect(url.rsplit("/", 1)[0] + "/postgres", autocommit=True) as admin:
+        admin.execute(statement)
+
+
+def create_database(on_server_of: str, prefix: str = "e2e") -> str:
+    """A new, empty PostgreSQL database on the server of the URL `on_server_of`; its URL."""
+    name = f"{prefix}_{os.urandom(6).hex()}"
+    _on_server_of(on_server_of, f'CREATE DATABASE "{name}"')
+    return on_server_of.rsplit("/", 1)[0] + "/" + name
+
+
+def drop_database(url: str) -> None:
+    if is_postgres(url):
+        _on_server_of(url, f'DROP DATABASE IF EXISTS "{url.rsplit("/", 1)[1]}" WITH (FORCE)')
+
+
+def server_database_url(workdir: Path) -> str:
+    """A fresh database for a server: a new PostgreSQL database when the tests run on
+    PostgreSQL (DATABASE_URL), else a SQLite file in `workdir`."""
+    url = os.environ.get("DATABASE_URL", "")
+    return create_database(url) if is_postgres(url) else f"sqlite:///{workdir / 'db.sqlite3'}"
+
+
+def server_redis_url() -> str | None:
+    """The tests' Redis (REDIS_URL) on the next database number: the test process clears its own."""
+    url = os.environ.get("REDIS_URL")
+    if not url:
+        return None
+    base, _, number = url.rpartition("/")
+    return f"{base}/{(int(number or 0) + 1) % 16}" if number.isdigit() else url
+
+
 class Server:
     """gunicorn serving the project on 127.0.0.1, started and stopped by a fixture."""
 
-    def __init__(self, workdir: Path, *, workers: int = 2, threads: int = 8, env: dict | None = None):
+    def __init__(self, workdir: Path, *, workers: int = 2, threads: int = 8, env: dict | None = None,
+                 database_url: str | None = None):
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        self.log = workdir / "server.log"
+        self.log = workdir / f"server-{self.port}.log"
+        inherited = {key: value for key, value in os.environ.items() if key not in ("CACHE_URL", "REDIS_URL")}
+        redis_url = server_redis_url()
         self.env = {
-            **os.environ,
+            **inherited,
             "DEBUG": "false",
-            "SECRET_KEY": "end-to-end-tests-" + os.urandom(16).hex(),
+            "SECRET_KEY": "end-to-end-tests-" + os.urandom(32).hex(),
             "ALLOWED_HOSTS": "127.0.0.1,localhost",
-            "DATABASE_URL": f"sqlite:///{workdir / 'db.sqlite3'}",
+            "DATABASE_URL": database_url or server_database_url(workdir),
+            "SECURE_SSL_REDIRECT": "false",
             "SESSION_COOKIE_SECURE": "false",
             "CSRF_COOKIE_SECURE": "false",
             "TWOFA_REGISTER_RATE": "100000/hour",
             "TWOFA_LOGIN_FAILURES_PER_ADDRESS": "100000/15m",
+            "GUNICORN_ACCESS_LOG": "",
+            **({"REDIS_URL": redis_url} if redis_url else {}),
             **(env or {}),
         }
         self.command = [
-            sys.executable, "-m", "gunicorn", "otp_project.wsgi",
+            sys.executable, "-m", "gunicorn", "--config", str(ROOT / "gunicorn.conf.py"), "otp_project.wsgi",
             "--bind", f"127.0.0.1:{self.port}", "--workers", str(workers), "--threads", str(threads),
-            "--worker-class", "gthread", "--timeout", "60",
         ]
         self.process = None
 
-    def start(self) -> "Server":
-        subprocess.run([sys.executable, "manage.py", "migrate", "--noinput", "-v0"], cwd=ROOT, env=self.env, check=True)
+    def start(self, *, migrate: bool = True) -> "Server":
+        if migrate:
+            migrate_command = [sys.executable, "manage.py", "migrate", "--noinput", "-v0"]
+            subprocess.run(migrate_command, cwd=ROOT, env=self.env, check=True)
+        for _attempt in range(3):  # a free port can be taken by another process before gunicorn binds it
+            if self._launch():
+                return self
+            self._use_port(free_port())
+        raise RuntimeError(f"server did not start: {self.log.read_text()}")
+
+    def _use_port(self, port: int) -> None:
+        bind = self.command.index("--bind") + 1
+        self.command[bind] = f"127.0.0.1:{port}"
+        self.port, self.url = port, f"http://127.0.0.1:{port}"
+
+    def _launch(self) -> bool:
         self.process = subprocess.Popen(
-            self.command, cwd=ROOT, env=self.env, stdout=self.log.open("wb"), stderr=subprocess.STDOUT
+            self.command, cwd=ROOT, env=self.env, stdout=self.log.open("ab"), stderr=subprocess.STDOUT
         )
         deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"server exited: {self.log.read_text()}")
+        while time.monotonic() < deadline and self.process.poll() is None:
             try:
-                requests.get(self.url + "/api/auth/me", timeout=1)
-                return self
-            except requests.ConnectionError:
+                requests.get(self.url + "/healthz", timeout=5)
+                return True
+            except requests.RequestException:  # not listening yet, or the workers still booting
                 time.sleep(0.1)
         self.stop()
-        raise RuntimeError(f"server did not start: {self.log.read_text()}")
+        return False
 
     def stop(self) -> None:
         if self.process and self.process.poll() is None:

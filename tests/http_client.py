@@ -1,0 +1,50 @@
+"""The API over real HTTP, for end-to-end tests: an account, its session, its second factor."""
+import time
+import uuid
+
+import pyotp
+import requests
+
+from .conftest import PASSWORD
+
+
+def fresh_email(tag: str = "user") -> str:
+    return f"{tag}-{uuid.uuid4().hex[:12]}@example.com"
+
+
+class Account:
+    """One person driving the API with their own cookie jar, as a browser would."""
+
+    def __init__(self, base_url: str, email: str | None = None):
+        self.api = base_url + "/api/auth/"
+        self.email = email or fresh_email()
+        self.http = requests.Session()
+        self.secret = None
+
+    def post(self, path: str, body: dict | None = None, http: requests.Session | None = None):
+        return (http or self.http).post(self.api + path, json=body or {}, timeout=60)
+
+    def register(self):
+        return self.post("register", {"email": self.email, "name": "E2E", "password": PASSWORD})
+
+    def login(self, http: requests.Session | None = None):
+        return self.post("login", {"email": self.email, "password": PASSWORD}, http=http)
+
+    def enrol(self) -> str:
+        """Register, log in and switch 2FA on; returns the secret."""
+        assert self.register().status_code == 201
+        assert self.login().status_code == 200
+        self.secret = self.post("otp/generate").json()["base32"]
+        assert self.post("otp/verify", {"token": pyotp.TOTP(self.secret).now()}).status_code == 200
+        return self.secret
+
+    def pending_session(self) -> requests.Session:
+        """A new browser whose login is pending its second factor."""
+        http = requests.Session()
+        assert self.login(http=http).status_code == 200
+        return http
+
+    def next_code(self) -> str:
+        # The code of the next time step: the current one was just used by otp/verify, and the
+        # ±1 step window accepts the next.
+        return pyotp.TOTP(self.secret).at(time.time() + 30)

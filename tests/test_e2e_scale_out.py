@@ -1,0 +1,87 @@
+"""Two instances of the service over one database and one cache act as one service.
+
+On the SQLite run they share the SQLite file and its cache table; on the PostgreSQL run, the
+PostgreSQL database and Redis.
+"""
+import pytest
+import requests
+
+from .http_client import Account
+from .server import Server, drop_database
+
+pytestmark = pytest.mark.e2e
+
+
+@pytest.fixture(scope="module")
+def two_instances(tmp_path_factory):
+    first = Server(tmp_path_factory.mktemp("first"))
+    # Instances of one service share its SECRET_KEY: sessions are signed with it.
+    second = Server(
+        tmp_path_factory.mktemp("second"),
+        database_url=first.env["DATABASE_URL"],
+        env={"SECRET_KEY": first.env["SECRET_KEY"]},
+    )
+    try:
+        first.start()
+        second.start(migrate=False)
+        yield first.url, second.url
+    finally:
+        first.stop()
+        second.stop()
+        drop_database(first.env["DATABASE_URL"])
+
+
+def test_a_session_created_on_one_instance_works_on_the_other(two_instances):
+    one, other = two_instances
+    account = Account(one)
+    assert account.register().status_code == 201
+    assert account.login().status_code == 200
+    response = account.http.get(other + "/api/auth/me", timeout=30)
+    assert response.status_code == 200
+    assert response.json()["user"]["email"] == account.email
+
+
+def test_wrong_codes_spread_over_both_instances_lock_the_account_on_both(two_instances):
+    one, other = two_instances
+    account = Account(one)
+    secret = account.enrol()
+    pending = account.pending_session()
+    wrong = "000000" if account.next_code() != "000000" else "111111"
+    for attempt in range(5):
+        base = (one, other)[attempt % 2]
+        response = pending.post(base + "/api/auth/otp/validate", json={"token": wrong}, timeout=30)
+        assert response.status_code == 400
+    for base in (one, other):
+        response = pending.post(base + "/api/auth/otp/validate", json={"token": account.next_code()}, timeout=30)
+        assert response.status_code == 429
+        assert int(response.headers["Retry-After"]) > 0
+    assert secret  # the right code was refused only because of the lock
+
+
+def test_a_code_accepted_on_one_instance_is_refused_on_the_other(two_instances):
+    one, other = two_instances
+    account = Account(one)
+    account.enrol()
+    code = account.next_code()
+    first, second = account.pending_session(), account.pending_session()
+    assert first.post(one + "/api/auth/otp/validate", json={"token": code}, timeout=30).status_code == 200
+    response = second.post(other + "/api/auth/otp/validate", json={"token": code}, timeout=30)
+    assert response.status_code == 400
+    assert response.json()["message"] == "Token is invalid or user doesn't exist"
+
+
+def test_failed_logins_on_both_instances_count_towards_one_limit(two_instances):
+    one, other = two_instances
+    account = Account(one)
+    assert account.register().status_code == 201
+    for attempt in range(10):  # TWOFA_LOGIN_FAILURES_PER_ACCOUNT defaults to 10 per 15 minutes
+        base = (one, other)[attempt % 2]
+        response = requests.post(
+            base + "/api/auth/login", json={"email": account.email, "password": "wrong password"}, timeout=30
+        )
+        assert response.status_code == 400
+    for base in (one, other):
+        response = requests.post(
+            base + "/api/auth/login", json={"email": account.email, "password": "wrong password"}, timeout=30
+        )
+        assert response.status_code == 429
