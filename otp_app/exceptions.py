@@ -9,6 +9,7 @@ import sys
 
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.http import Http404, JsonResponse
+from django.views.decorators.csrf import csrf_exempt
 from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
@@ -106,6 +107,7 @@ def _text(detail) -> str:
 
 
 # Django-level handlers, for what never reaches a DRF view (unknown paths, bad Host headers).
+@csrf_exempt  # a POST to an unknown API path is a 404, not Django's HTML CSRF page
 def not_found(request, exception=None):
     return JsonResponse(fail("Not found"), status=404)
 

@@ -6,6 +6,27 @@ from rest_framework import serializers
 from .models import UserModel, normalise_email
 
 
+class StringOnly:
+    """JSON strings only: DRF would read 42 as "42", and 5 or true as a UUID."""
+
+    def to_internal_value(self, data):
+        if not isinstance(data, str):
+            self.fail("invalid")
+        return super().to_internal_value(data)
+
+
+class Text(StringOnly, serializers.CharField):
+    pass
+
+
+class Email(StringOnly, serializers.EmailField):
+    pass
+
+
+class Uuid(StringOnly, serializers.UUIDField):
+    pass
+
+
 class UserSerializer(serializers.ModelSerializer):
     """USER: the only view of an account the API gives. No secret is, or may be, listed here."""
 
@@ -16,10 +37,10 @@ class UserSerializer(serializers.ModelSerializer):
 
 
 class RegisterSerializer(serializers.Serializer):
-    email = serializers.EmailField(max_length=255)
-    name = serializers.CharField(max_length=255)
-    password = serializers.CharField(max_length=128, trim_whitespace=False, style={"input_type": "password"})
-    passwordConfirm = serializers.CharField(
+    email = Email(max_length=255)
+    name = Text(max_length=255)
+    password = Text(max_length=128, trim_whitespace=False, style={"input_type": "password"})
+    passwordConfirm = Text(
         max_length=128, trim_whitespace=False, required=False, style={"input_type": "password"},
         help_text="Optional; when sent it must equal `password`.",
     )
@@ -41,26 +62,26 @@ class RegisterSerializer(serializers.Serializer):
 
 class LoginSerializer(serializers.Serializer):
     # Not an EmailField: a malformed address is simply an unknown one, "Incorrect email or password".
-    email = serializers.CharField(max_length=255)
-    password = serializers.CharField(max_length=128, trim_whitespace=False, style={"input_type": "password"})
+    email = Text(max_length=255)
+    password = Text(max_length=128, trim_whitespace=False, style={"input_type": "password"})
 
 
 class UserIdSerializer(serializers.Serializer):
-    user_id = serializers.UUIDField(
+    user_id = Uuid(
         required=False, allow_null=True,
         help_text="Optional. When sent, it must be the logged-in account's id (403 otherwise).",
     )
 
 
 class GenerateSerializer(UserIdSerializer):
-    email = serializers.CharField(
+    email = Text(
         required=False, allow_blank=True, allow_null=True, max_length=255,
         help_text="Ignored: the otpauth label is always the account's own email.",
     )
 
 
 class TokenSerializer(UserIdSerializer):
-    token = serializers.CharField(max_length=64, help_text="The 6-digit code the authenticator app shows.")
+    token = Text(max_length=64, help_text="The 6-digit code the authenticator app shows.")
 
 
 class GenerateResponseSerializer(serializers.Serializer):

@@ -39,6 +39,7 @@ def _fail(description: str) -> openapi.Response:
 
 
 NO_SESSION = _fail("No session: log in first")
+FOREIGN_ORIGIN = _fail("Cross-site request refused: this origin is not allowed")
 PENDING_SESSION = _fail("Pending session (second factor not yet proven), foreign Origin, or a user_id that is not yours")
 BAD_INPUT = _fail("Invalid body: malformed JSON, missing or wrong fields; `errors` lists them")
 WRONG_CODE = _fail("Token is invalid or user doesn't exist (wrong, expired or already used code)")
@@ -83,6 +84,7 @@ class RegisterView(ApiView):
         responses={
             201: StatusMessageSerializer,
             400: BAD_INPUT,
+            403: FOREIGN_ORIGIN,
             409: _fail("User with that email already exists"),
             429: _fail("Too many registrations from this address"),
         },
@@ -107,6 +109,7 @@ class LoginView(ApiView):
         responses={
             200: StatusUserSerializer,
             400: _fail("Incorrect email or password"),
+            403: FOREIGN_ORIGIN,
             429: _fail("Too many failed logins for this account or address; see Retry-After"),
         },
     )
@@ -126,7 +129,7 @@ class LogoutView(ApiView):
         operation_summary="End the session",
         tags=["1. account"],
         request_body=no_body,
-        responses={200: StatusMessageSerializer},
+        responses={200: StatusMessageSerializer, 403: FOREIGN_ORIGIN},
     )
     def post(self, request):
         sessions.end(request)

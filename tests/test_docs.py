@@ -1,0 +1,218 @@
+"""CONTRACT part 1, "Documentation": Swagger UI, ReDoc and the schema, and what the schema says.
+
+Clients read the schema to learn the API, so it must list every path with its method, the
+request fields each POST takes, and the error statuses each endpoint can answer.
+"""
+import re
+
+import pytest
+import yaml
+
+SCHEMA_PATHS = {
+    # path (as clients call it) -> method
+    "/api/auth/register": "post",
+    "/api/auth/login": "post",
+    "/api/auth/logout": "post",
+    "/api/auth/me": "get",
+    "/api/auth/otp/generate": "post",
+    "/api/auth/otp/verify": "post",
+    "/api/auth/otp/validate": "post",
+    "/api/auth/otp/disable": "post",
+}
+
+REQUEST_FIELDS = {
+    # path -> (all fields, required fields)
+    "/api/auth/register": ({"email", "name", "password", "passwordConfirm"}, {"email", "name", "password"}),
+    "/api/auth/login": ({"email", "password"}, {"email", "password"}),
+    "/api/auth/otp/generate": ({"user_id", "email"}, set()),
+    "/api/auth/otp/verify": ({"user_id", "token"}, {"token"}),
+    "/api/auth/otp/validate": ({"user_id", "token"}, {"token"}),
+    "/api/auth/otp/disable": ({"user_id"}, set()),
+}
+
+# Every status each endpoint can answer (CONTRACT parts 1 and 2); 403 on a POST is at least the
+# refusal of a foreign origin (2.7), which every POST endpoint gives.
+RESPONSES = {
+    "/api/auth/register": {201, 400, 403, 409, 429},
+    "/api/auth/login": {200, 400, 403, 429},
+    "/api/auth/logout": {200, 403},
+    "/api/auth/me": {200, 401, 403},
+    "/api/auth/otp/generate": {200, 400, 401, 403},
+    "/api/auth/otp/verify": {200, 400, 401, 403, 429},
+    "/api/auth/otp/validate": {200, 400, 401, 403, 404, 429},
+    "/api/auth/otp/disable": {200, 400, 401, 403},
+}
+
+SUCCESS_FIELDS = {
+    # path -> (status, fields of the success body)
+    "/api/auth/register": ("201", {"status", "message"}),
+    "/api/auth/login": ("200", {"status", "user"}),
+    "/api/auth/me": ("200", {"status", "user"}),
+    "/api/auth/otp/generate": ("200", {"base32", "otpauth_url"}),
+    "/api/auth/otp/verify": ("200", {"otp_verified", "user"}),
+    "/api/auth/otp/validate": ("200", {"otp_valid"}),
+    "/api/auth/otp/disable": ("200", {"otp_disabled", "user"}),
+}
+USER_FIELDS = {"id", "name", "email", "otp_enabled", "otp_verified"}
+
+
+@pytest.fixture
+def schema(api, db):
+    response = api.get("/swagger.json")
+    assert response.status_code == 200
+    return response.json()
+
+
+def documented_paths(schema) -> dict:
+    """Schema path -> path item, with the basePath put back in front."""
+    base = schema.get("basePath", "").rstrip("/")  # "/api/auth" or "/", whichever drf-yasg picks
+    return {base + path: item for path, item in schema["paths"].items()}
+
+
+def find(schema, path: str) -> dict:
+    """The path item documenting `path`, whether the schema spells it with a trailing slash or not."""
+    matches = [item for documented, item in documented_paths(schema).items() if documented.rstrip("/") == path]
+    assert len(matches) == 1, (path, sorted(documented_paths(schema)))
+    return matches[0]
+
+
+def resolve(schema, node: dict) -> dict:
+    while "$ref" in node:
+        name = node["$ref"].removeprefix("#/definitions/")
+        node = schema["definitions"][name]
+    return node
+
+
+def request_body(schema, path: str) -> dict:
+    operation = find(schema, path)["post"]
+    bodies = [parameter for parameter in operation.get("parameters", []) if parameter["in"] == "body"]
+    assert len(bodies) == 1, operation.get("parameters")
+    return resolve(schema, bodies[0]["schema"])
+
+
+# --- The pages -----------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("url", ["/swagger/", "/redoc/"])
+def test_documentation_page_is_html(api, db, url):
+    response = api.get(url)
+    assert response.status_code == 200
+    assert response["Content-Type"].startswith("text/html")
+    assert b"<html" in response.content.lower()
+
+
+def test_swagger_json_is_the_schema(api, db):
+    response = api.get("/swagger.json")
+    assert response.status_code == 200
+    assert response["Content-Type"].startswith("application/json")
+    schema = response.json()
+    assert schema["swagger"] == "2.0"
+    assert schema["info"]["title"]
+
+
+def test_swagger_yaml_is_the_same_schema(api, db, schema):
+    response = api.get("/swagger.yaml")
+    assert response.status_code == 200
+    assert "yaml" in response["Content-Type"]
+    as_yaml = yaml.safe_load(response.content)
+    assert as_yaml["paths"].keys() == schema["paths"].keys()
+    assert as_yaml["definitions"].keys() == schema["definitions"].keys()
+
+
+def test_documentation_needs_no_session(api, db):
+    for url in ["/swagger/", "/redoc/", "/swagger.json", "/swagger.yaml"]:
+        assert api.get(url).status_code == 200, url
+
+
+# --- Paths and methods ---------------------------------------------------------------------------
+
+def test_schema_lists_exactly_the_api_paths_as_clients_call_them(schema):
+    # CONTRACT part 1: the React app calls the paths with no trailing slash; so does the schema.
+    assert set(documented_paths(schema)) == set(SCHEMA_PATHS)
+
+
+def test_schema_paths_are_plain_paths_not_regexes(schema):
+    # The urls are `re_path(r"^login/?$")`: the schema must not show "^", "?", "$" or "\".
+    for path in documented_paths(schema):
+        assert re.fullmatch(r"/[a-z/]+", path), path
+
+
+@pytest.mark.parametrize("path, method", SCHEMA_PATHS.items())
+def test_each_path_documents_its_method_only(schema, path, method):
+    methods = {key for key in find(schema, path) if key != "parameters"}
+    assert methods == {method}
+
+
+@pytest.mark.parametrize("path, method", SCHEMA_PATHS.items())
+def test_documented_path_is_served(api, db, schema, path, method):
+    # What Swagger UI's "Try it out" calls, spelled exactly as the schema spells it.
+    documented = next(p for p in documented_paths(schema) if p.rstrip("/") == path)
+    response = getattr(api, method)(documented, {}, format="json")
+    assert response.status_code not in (301, 302, 404, 405), (documented, response.status_code)
+
+
+# --- Request bodies ------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("path, fields", REQUEST_FIELDS.items())
+def test_post_endpoint_documents_its_own_request_fields(schema, path, fields):
+    all_fields, required = fields
+    body = request_body(schema, path)
+    assert set(body["properties"]) == all_fields
+    assert set(body.get("required", [])) == required
+
+
+def test_user_id_is_documented_as_a_uuid(schema):
+    for path in ["/api/auth/otp/generate", "/api/auth/otp/verify", "/api/auth/otp/validate", "/api/auth/otp/disable"]:
+        assert request_body(schema, path)["properties"]["user_id"]["format"] == "uuid", path
+
+
+@pytest.mark.parametrize("path", ["/api/auth/logout", "/api/auth/me"])
+def test_endpoint_without_input_documents_no_body(schema, path):
+    for operation in (value for key, value in find(schema, path).items() if key != "parameters"):
+        assert not [p for p in operation.get("parameters", []) if p["in"] == "body"]
+
+
+# --- Responses -----------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("path, statuses", RESPONSES.items())
+def test_endpoint_documents_its_success_and_error_statuses(schema, path, statuses):
+    item = find(schema, path)
+    operation = item[SCHEMA_PATHS[path]]
+    documented = {int(status) for status in operation["responses"]}
+    missing = statuses - documented
+    assert not missing, f"{path} does not document {sorted(missing)}"
+
+
+@pytest.mark.parametrize("path", SCHEMA_PATHS)
+def test_documented_errors_have_the_fail_envelope(schema, path):
+    operation = find(schema, path)[SCHEMA_PATHS[path]]
+    for status, response in operation["responses"].items():
+        if int(status) < 400:
+            continue
+        body = resolve(schema, response["schema"])
+        assert {"status", "message"} <= set(body["properties"]), (path, status)
+        assert body["properties"]["message"]["type"] == "string", (path, status)
+        assert response.get("description"), (path, status)
+
+
+@pytest.mark.parametrize("path, success", SUCCESS_FIELDS.items())
+def test_success_response_documents_the_contract_shape(schema, path, success):
+    status, fields = success
+    operation = find(schema, path)[SCHEMA_PATHS[path]]
+    body = resolve(schema, operation["responses"][status]["schema"])
+    assert set(body["properties"]) == fields
+    if "user" in fields:
+        assert set(resolve(schema, body["properties"]["user"])["properties"]) == USER_FIELDS
+
+
+def test_no_documented_response_contains_a_secret_except_generate(schema):
+    # CONTRACT 2.3, as documented: only otp/generate answers with base32 / otpauth_url.
+    for path in SCHEMA_PATHS:
+        if path == "/api/auth/otp/generate":
+            continue
+        operation = find(schema, path)[SCHEMA_PATHS[path]]
+        for status, response in operation["responses"].items():
+            if "schema" not in response:
+                continue
+            text = repr(resolve(schema, response["schema"])) + repr(schema["definitions"].get("User", {}))
+            for secret_field in ("base32", "otpauth_url", "otp_secret", "pending_secret"):
+                assert secret_field not in text, (path, status, secret_field)

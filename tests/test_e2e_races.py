@@ -1,0 +1,199 @@
+"""Races over real HTTP: the rules that the database, not a read-then-write, must keep.
+
+A real gunicorn server (2 processes x 8 threads, one SQLite file) gets many requests at the
+same moment; a barrier releases them together. Each test makes its own accounts (uuid4 emails),
+so tests do not share state. Codes are computed from real time with pyotp.
+"""
+import random
+import threading
+import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+
+import pyotp
+import pytest
+import requests
+from django.conf import settings
+
+from .conftest import PASSWORD
+
+pytestmark = pytest.mark.e2e
+
+TIMEOUT = 60
+EMAIL_TAKEN = {"status": "fail", "message": "User with that email already exists"}
+REGISTERED = {"status": "success", "message": "Registered successfully, please login"}
+WRONG_CODE = "Token is invalid or user doesn't exist"
+
+
+@pytest.fixture(scope="module")
+def api(live_server_url):
+    return live_server_url + "/api/auth/"
+
+
+def unique_email(tag: str) -> str:
+    return f"{tag}-{uuid.uuid4().hex}@example.com"
+
+
+def race(calls) -> list[requests.Response]:
+    """Run every zero-argument call in its own thread, all released at the same moment."""
+    barrier = threading.Barrier(len(calls))
+
+    def run(call):
+        barrier.wait(timeout=TIMEOUT)
+        return call()
+
+    with ThreadPoolExecutor(max_workers=len(calls)) as pool:
+        return list(pool.map(run, calls))
+
+
+def statuses(responses) -> list[int]:
+    return sorted(response.status_code for response in responses)
+
+
+def assert_no_server_error(responses) -> None:
+    for response in responses:
+        assert response.status_code < 500, (response.status_code, response.text[:300])
+        assert response.headers["Content-Type"].startswith("application/json"), response.text[:300]
+        if response.status_code >= 400:
+            assert response.json()["status"] == "fail" and isinstance(response.json()["message"], str)
+
+
+def register(api: str, email: str) -> requests.Response:
+    return requests.post(api + "register", json={"email": email, "name": "Racer", "password": PASSWORD}, timeout=TIMEOUT)
+
+
+def logged_in(api: str, email: str) -> requests.Session:
+    session = requests.Session()
+    response = session.post(api + "login", json={"email": email, "password": PASSWORD}, timeout=TIMEOUT)
+    assert response.status_code == 200, response.text
+    return session
+
+
+def enrolled_account(api: str) -> tuple[str, str]:
+    """An account with 2FA on: (email, secret). Its verify used the current step's code."""
+    email = unique_email("race-2fa")
+    assert register(api, email).status_code == 201
+    session = logged_in(api, email)
+    secret = session.post(api + "otp/generate", json={}, timeout=TIMEOUT).json()["base32"]
+    response = session.post(api + "otp/verify", json={"token": pyotp.TOTP(secret).now()}, timeout=TIMEOUT)
+    assert response.status_code == 200, response.text
+    return email, secret
+
+
+def pending_sessions(api: str, email: str, count: int) -> list[requests.Session]:
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        sessions = list(pool.map(lambda _: logged_in(api, email), range(count)))
+    return sessions
+
+
+def letter_cases(email: str, count: int) -> list[str]:
+    """`count` different spellings of `email`: bit j of i upper-cases the j-th letter."""
+    letters = [index for index, char in enumerate(email) if char.isalpha()]
+    spellings = []
+    for i in range(count):
+        chars = list(email)
+        for bit, index in enumerate(letters[:8]):
+            if i >> bit & 1:
+                chars[index] = chars[index].upper()
+        spellings.append("".join(chars))
+    assert len(set(spellings)) == count
+    return spellings
+
+
+def wrong_code(secret: str) -> str:
+    totp = pyotp.TOTP(secret)
+    near = {totp.at(time.time() + 30 * k) for k in range(-3, 4)}
+    return next(code for code in ("000000", "111111", "222222", "333333") if code not in near)
+
+
+# --- Registration --------------------------------------------------------------------------------
+
+def test_concurrent_registrations_of_one_email_in_any_case_create_one_account(api):
+    spellings = letter_cases(unique_email("race-case"), 20)
+    responses = race([lambda email=email: register(api, email) for email in spellings])
+    assert_no_server_error(responses)
+    assert statuses(responses) == [201] + [409] * 19
+    for response in responses:
+        assert response.json() == (REGISTERED if response.status_code == 201 else EMAIL_TAKEN)
+    # One account, reachable by every spelling.
+    for email in (spellings[0], spellings[-1].upper()):
+        assert requests.post(api + "login", json={"email": email, "password": PASSWORD}, timeout=TIMEOUT).status_code == 200
+
+
+def test_concurrent_registrations_of_ten_emails_three_times_each_create_ten_accounts(api):
+    emails = [unique_email(f"race-mix{i}") for i in range(10)]
+    attempts = [email if n == 0 else email.upper() if n == 1 else email.capitalize() for email in emails for n in range(3)]
+    random.shuffle(attempts)
+    responses = race([lambda email=email: register(api, email) for email in attempts])
+    assert_no_server_error(responses)
+    assert statuses(responses) == [201] * 10 + [409] * 20
+    created = {email.lower() for email, response in zip(attempts, responses) if response.status_code == 201}
+    assert created == set(emails)
+
+
+# --- Single use of a code (CONTRACT 2.4) ---------------------------------------------------------
+
+def test_one_code_sent_by_twenty_pending_sessions_at_once_is_accepted_once(api):
+    email, secret = enrolled_account(api)
+    sessions = pending_sessions(api, email, 20)
+    code = pyotp.TOTP(secret).at(time.time() + 30)  # the next step's code: verify used this one
+    responses = race(
+        [lambda session=session: session.post(api + "otp/validate", json={"token": code}, timeout=TIMEOUT) for session in sessions]
+    )
+    assert_no_server_error(responses)
+    codes = statuses(responses)
+    assert codes.count(200) == 1, codes
+    assert set(codes) <= {200, 400, 429}, codes
+    winner = next(response for response in responses if response.status_code == 200)
+    assert winner.json() == {"otp_valid": True}
+    for response in responses:
+        if response.status_code == 400:
+            assert response.json()["message"] == WRONG_CODE
+    # Only the winner's session is full.
+    full = [session.get(api + "me", timeout=TIMEOUT).status_code for session in sessions]
+    assert sorted(full) == [200] + [403] * 19
+
+
+@pytest.mark.parametrize("count", [2, 10])
+def test_concurrent_verify_of_one_code_in_one_session_succeeds_once(api, count):
+    email = unique_email("race-verify")
+    assert register(api, email).status_code == 201
+    first = logged_in(api, email)
+    secret = first.post(api + "otp/generate", json={}, timeout=TIMEOUT).json()["base32"]
+    # The same session cookie in every thread (a requests.Session is not shared across threads).
+    sessions = [first] + [requests.Session() for _ in range(count - 1)]
+    for session in sessions[1:]:
+        session.cookies.update(first.cookies)
+    code = pyotp.TOTP(secret).now()
+    responses = race(
+        [lambda session=session: session.post(api + "otp/verify", json={"token": code}, timeout=TIMEOUT) for session in sessions]
+    )
+    assert_no_server_error(responses)
+    codes = statuses(responses)
+    assert codes.count(200) == 1, codes
+    assert set(codes) <= {200, 400, 429}, codes
+    me = first.get(api + "me", timeout=TIMEOUT).json()["user"]
+    assert me["otp_enabled"] is True and me["otp_verified"] is True
+
+
+# --- Guessing is bounded (CONTRACT 2.5) ----------------------------------------------------------
+
+def test_thirty_concurrent_wrong_codes_get_at_most_the_threshold_of_answers(api):
+    threshold = settings.TWOFA_LOCKOUT_THRESHOLD
+    email, secret = enrolled_account(api)
+    sessions = pending_sessions(api, email, 30)
+    guess = wrong_code(secret)
+    responses = race(
+        [lambda session=session: session.post(api + "otp/validate", json={"token": guess}, timeout=TIMEOUT) for session in sessions]
+    )
+    assert_no_server_error(responses)
+    codes = statuses(responses)
+    assert set(codes) <= {400, 429}, codes
+    # Each 400 means a code was looked at; the lock bounds how many, however parallel the guesses.
+    assert 1 <= codes.count(400) <= threshold, codes
+    for response in responses:
+        if response.status_code == 429:
+            assert int(response.headers["Retry-After"]) >= 1
+    # Still locked: the right code is refused unseen now.
+    right = pyotp.TOTP(secret).at(time.time() + 30)
+    assert sessions[0].post(api + "otp/validate", json={"token": right}, timeout=TIMEOUT).status_code == 429
