@@ -9,8 +9,8 @@ from django.contrib.admin.forms import AdminAuthenticationForm
 from django.contrib.auth.admin import UserAdmin as BaseUserAdmin
 from django.contrib.auth.forms import AdminUserCreationForm, UserChangeForm
 
-from . import clock, services, throttles
-from .models import UserModel
+from . import audit, clock, services, throttles
+from .models import SecurityEvent, UserModel
 
 
 class AdminLoginForm(AdminAuthenticationForm):
@@ -60,22 +60,84 @@ class UserEditForm(UserChangeForm):
         fields = ("email", "name", "is_active", "is_staff", "is_superuser", "groups", "user_permissions")
 
 
+class LockedFilter(admin.SimpleListFilter):
+    title = "locked out"
+    parameter_name = "locked"
+
+    def lookups(self, request, model_admin):
+        return (("yes", "Yes"), ("no", "No"))
+
+    def queryset(self, request, queryset):
+        now = services.as_datetime(clock.now())
+        if self.value() == "yes":
+            return queryset.filter(locked_until__gt=now)
+        if self.value() == "no":
+            return queryset.exclude(locked_until__gt=now)
+        return queryset
+
+
 @admin.register(UserModel)
 class UserAdmin(BaseUserAdmin):
     form = UserEditForm
     add_form = UserCreationForm
     ordering = ("email",)
-    list_display = ("email", "name", "otp_enabled", "otp_verified", "is_staff", "is_active", "last_login")
-    list_filter = ("otp_enabled", "otp_verified", "is_staff", "is_superuser", "is_active")
+    list_display = (
+        "email", "name", "otp_enabled", "otp_verified", "recovery_codes_left", "locked", "is_staff", "last_login",
+    )
+    list_filter = ("otp_enabled", "otp_verified", LockedFilter, "is_staff", "is_superuser", "is_active")
     search_fields = ("email", "name")
-    readonly_fields = ("otp_enabled", "otp_verified", "failed_attempts", "locked_until", "last_login", "created_at")
+    readonly_fields = (
+        "otp_enabled", "otp_verified", "recovery_codes_left", "failed_attempts", "locked_until", "last_login",
+        "created_at",
+    )
+    actions = ["reset_two_factor", "unlock"]
     fieldsets = (
         (None, {"fields": ("email", "password")}),
         ("Profile", {"fields": ("name",)}),
-        ("Two-factor authentication", {"fields": ("otp_enabled", "otp_verified", "failed_attempts", "locked_until")}),
+        (
+            "Two-factor authentication",
+            {"fields": ("otp_enabled", "otp_verified", "recovery_codes_left", "failed_attempts", "locked_until")},
+        ),
         ("Permissions", {"fields": ("is_active", "is_staff", "is_superuser", "groups", "user_permissions")}),
         ("Dates", {"fields": ("last_login", "created_at")}),
     )
     add_fieldsets = (
         (None, {"classes": ("wide",), "fields": ("email", "name", "usable_password", "password1", "password2")}),
     )
+
+    @admin.display(boolean=True, description="locked out")
+    def locked(self, user):
+        return user.locked_until is not None and user.locked_until > services.as_datetime(clock.now())
+
+    @admin.action(description="Reset two-factor authentication (secret, recovery codes, lockout)")
+    def reset_two_factor(self, request, queryset):
+        for user in queryset:
+            services.reset_by_admin(user=user)
+            audit.record(request, SecurityEvent.Kind.OTP_RESET_BY_ADMIN, user=user, by=request.user.email)
+        self.message_user(request, f"Two-factor authentication reset for {queryset.count()} account(s).")
+
+    @admin.action(description="Unlock (clear wrong-code lockout)")
+    def unlock(self, request, queryset):
+        for user in queryset:
+            services.unlock(user=user)
+        self.message_user(request, f"Unlocked {queryset.count()} account(s).")
+
+
+@admin.register(SecurityEvent)
+class SecurityEventAdmin(admin.ModelAdmin):
+    """The audit trail, read-only: nobody edits history."""
+
+    list_display = ("created_at", "kind", "email", "client_address", "user_agent")
+    list_filter = ("kind", ("user", admin.RelatedOnlyFieldListFilter))
+    search_fields = ("email", "user__email")
+    date_hierarchy = "created_at"
+    readonly_fields = ("created_at", "kind", "user", "email", "client_address", "user_agent", "detail")
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False

@@ -14,7 +14,7 @@ from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
-from . import services, throttles
+from . import crypto, services, throttles
 from .middleware import is_unavailable, unavailable_response
 
 
@@ -31,6 +31,10 @@ _DOMAIN_ERRORS = {
     services.NotEnrolled: (status.HTTP_404_NOT_FOUND, "OTP must be verified first"),
     services.NoSecretToVerify: (status.HTTP_400_BAD_REQUEST, "No OTP secret to verify: call otp/generate first"),
     services.LockedOut: (status.HTTP_429_TOO_MANY_REQUESTS, "Too many wrong codes. Try again in {retry_after} seconds"),
+    crypto.SecretUnreadable: (
+        status.HTTP_503_SERVICE_UNAVAILABLE,
+        "Two-factor secrets cannot be read: the encryption keys are misconfigured",
+    ),
     throttles.TooManyPasswordFailures: (
         status.HTTP_429_TOO_MANY_REQUESTS,
         "Too many failed login attempts. Try again in {retry_after} seconds",

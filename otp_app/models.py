@@ -47,10 +47,14 @@ class UserModel(AbstractBaseUser, PermissionsMixin):
 
     # Second factor. `otp_secret` is the secret in force; `pending_secret` is one handed out by
     # otp/generate and not yet proven by otp/verify, so re-enrolment never locks anyone out.
+    # Both are stored encrypted (crypto.py), never as the base32 an app is given.
     otp_enabled = models.BooleanField(default=False)
     otp_verified = models.BooleanField(default=False)
     otp_secret = models.CharField(max_length=255, blank=True, default="")
     pending_secret = models.CharField(max_length=255, blank=True, default="")
+    # Kept with the row (changed in the transaction that uses or replaces codes), so USER
+    # needs no extra query.
+    recovery_codes_left = models.PositiveSmallIntegerField(default=0)
     # RFC 6238 §5.2: a code is accepted once; any step at or before this one is refused.
     last_accepted_step = models.BigIntegerField(null=True, blank=True)
     # Consecutive wrong codes, and until when every attempt is refused unseen.
@@ -77,3 +81,45 @@ class UserModel(AbstractBaseUser, PermissionsMixin):
     def save(self, *args, **kwargs):
         self.email = normalise_email(self.email)
         super().save(*args, **kwargs)
+
+
+class RecoveryCode(models.Model):
+    """A single-use code that stands in for a lost phone, stored only as a keyed hash."""
+
+    user = models.ForeignKey(UserModel, on_delete=models.CASCADE, related_name="recovery_codes")
+    code_hash = models.CharField(max_length=64)
+    used_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["user", "code_hash"])]
+
+
+class SecurityEvent(models.Model):
+    """The audit trail: who did what to an account's security, from where. Never a secret."""
+
+    class Kind(models.TextChoices):
+        REGISTERED = "registered", "registered"
+        LOGIN_SUCCEEDED = "login_succeeded", "login succeeded"
+        LOGIN_FAILED = "login_failed", "login failed"
+        LOCKED_OUT = "locked_out", "locked out after wrong codes"
+        OTP_ENABLED = "otp_enabled", "2FA enabled"
+        OTP_DISABLED = "otp_disabled", "2FA disabled"
+        SECRET_REENROLLED = "secret_reenrolled", "secret re-enrolled"
+        RECOVERY_CODE_USED = "recovery_code_used", "recovery code used"
+        RECOVERY_CODES_REGENERATED = "recovery_codes_regenerated", "recovery codes regenerated"
+        OTP_RESET_BY_ADMIN = "otp_reset_by_admin", "2FA reset by an administrator"
+
+    kind = models.CharField(max_length=40, choices=Kind.choices, db_index=True)
+    user = models.ForeignKey(UserModel, null=True, blank=True, on_delete=models.SET_NULL, related_name="security_events")
+    # The email as given, also when no account has it (failed logins), and after a deletion.
+    email = models.CharField(max_length=255, blank=True, default="", db_index=True)
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+    client_address = models.GenericIPAddressField(null=True, blank=True)
+    user_agent = models.CharField(max_length=512, blank=True, default="")
+    detail = models.JSONField(default=dict, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self):
+        return f"{self.get_kind_display()}: {self.email or '-'}"

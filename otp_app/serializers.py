@@ -32,7 +32,7 @@ class UserSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = UserModel
-        fields = ["id", "name", "email", "otp_enabled", "otp_verified"]
+        fields = ["id", "name", "email", "otp_enabled", "otp_verified", "recovery_codes_left"]
         read_only_fields = fields
 
 
@@ -81,7 +81,18 @@ class GenerateSerializer(UserIdSerializer):
 
 
 class TokenSerializer(UserIdSerializer):
-    token = Text(max_length=64, help_text="The 6-digit code the authenticator app shows.")
+    token = Text(
+        max_length=64,
+        help_text="The 6-digit code the authenticator app shows (otp/validate also takes a recovery code).",
+    )
+
+
+class DisableSerializer(UserIdSerializer):
+    token = Text(
+        max_length=64, required=False,
+        help_text="A current code. Needed only when the second factor was not proven in this "
+        "session within the last TWOFA_REAUTH_SECONDS (15 minutes).",
+    )
 
 
 class GenerateResponseSerializer(serializers.Serializer):
@@ -102,6 +113,17 @@ class StatusMessageSerializer(serializers.Serializer):
 class VerifyResponseSerializer(serializers.Serializer):
     otp_verified = serializers.BooleanField()
     user = UserSerializer()
+    recovery_codes = serializers.ListField(
+        child=serializers.CharField(), required=False,
+        help_text="Only when this call switched 2FA on: ten single-use codes (xxxxx-xxxxx), shown this once.",
+    )
+
+
+class RecoveryCodesResponseSerializer(serializers.Serializer):
+    status = serializers.CharField(default="success")
+    recovery_codes = serializers.ListField(
+        child=serializers.CharField(), help_text="Ten new single-use codes; the old ones no longer work."
+    )
 
 
 class ValidateResponseSerializer(serializers.Serializer):

@@ -1,8 +1,11 @@
 """The use cases of the 2FA service and every rule they keep.
 
-Register, enrol (generate + verify), check a code at login (lockout and single use), disable.
+Register, enrol (generate + verify), check a code at login (lockout and single use), recovery
+codes, disable, and the administrator's reset and unlock.
 No HTTP here: views call these functions and `exceptions.py` turns their errors into answers.
 """
+import enum
+import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 
@@ -11,8 +14,8 @@ from django.contrib.auth.hashers import make_password
 from django.db import IntegrityError, transaction
 from django.db.models import Case, DateTimeField, F, Q, Value, When
 
-from . import totp
-from .models import UserModel, normalise_email
+from . import crypto, totp
+from .models import RecoveryCode, UserModel, normalise_email
 
 
 class EmailTaken(Exception):
@@ -20,7 +23,14 @@ class EmailTaken(Exception):
 
 
 class CodeRejected(Exception):
-    """The code is wrong, outside the time window, or was accepted before."""
+    """The code is wrong, outside the time window, or was accepted before.
+
+    `locked` says that this very attempt locked the account (for the audit trail).
+    """
+
+    def __init__(self, locked: bool = False):
+        super().__init__()
+        self.locked = locked
 
 
 class NoSecretToVerify(Exception):
@@ -36,6 +46,25 @@ class LockedOut(Exception):
     """Too many consecutive wrong codes: every attempt is refused until the lock ends."""
 
     retry_after: int
+
+
+class Proof(enum.Enum):
+    """What proved the second factor."""
+
+    TOTP = "totp"
+    RECOVERY_CODE = "recovery_code"
+
+
+@dataclass
+class Enrolment:
+    user: UserModel
+    switched_on: bool  # False: a new secret replaced one already in force
+    recovery_codes: list[str]  # shown once, when 2FA is switched on
+
+
+RECOVERY_CODE_COUNT = 10
+# 32 symbols, without the look-alikes 0/O and 1/I: 10 of them are 50 random bits.
+RECOVERY_ALPHABET = "23456789ABCDEFGHJKLMNPQRSTUVWXYZ"
 
 
 def as_datetime(now: float) -> datetime:
@@ -58,50 +87,61 @@ def register(*, email: str, name: str, password: str) -> UserModel:
 def prepare_secret(*, user: UserModel) -> str:
     """Hand out a new secret; it replaces the one in force only once otp/verify proves it."""
     secret = totp.new_secret()
-    UserModel.objects.filter(pk=user.pk).update(pending_secret=secret)
-    user.pending_secret = secret
+    user.pending_secret = crypto.encrypt(secret)
+    UserModel.objects.filter(pk=user.pk).update(pending_secret=user.pending_secret)
     return secret
 
 
-def verify_enrolment(*, user: UserModel, code: str, now: float) -> UserModel:
+def verify_enrolment(*, user: UserModel, code: str, now: float) -> Enrolment:
     """Prove the pending secret with a code from it and switch 2FA on with that secret.
 
     With no pending secret, a code from the secret already in force confirms it again.
+    Switching 2FA on also issues the recovery codes.
     """
     if user.pending_secret:
-        secret, proving = user.pending_secret, Q(pending_secret=user.pending_secret)
+        stored, proving = user.pending_secret, Q(pending_secret=user.pending_secret)
     elif user.otp_enabled and user.otp_secret:
-        secret, proving = user.otp_secret, Q(otp_secret=user.otp_secret)
+        stored, proving = user.otp_secret, Q(otp_secret=user.otp_secret)
     else:
         raise NoSecretToVerify
-    step = _checked_step(user=user, secret=secret, code=code, now=now)
-    # Conditional on the secret still being the one checked: of two racing verifications of
-    # one code only one finds it, and a concurrent disable or new generate wins over a stale code.
-    switched_on = (
-        UserModel.objects.filter(pk=user.pk)
-        .filter(proving)
-        .filter(_not_used_since(step) if not user.pending_secret else Q())
-        .update(
-            otp_secret=secret,
-            pending_secret="",
-            otp_enabled=True,
-            otp_verified=True,
-            last_accepted_step=step,
-            failed_attempts=0,
-            locked_until=None,
+    was_enabled = user.otp_enabled
+    step = _checked_step(user=user, secret=crypto.decrypt(stored), code=code, now=now)
+    with transaction.atomic():
+        # Conditional on the stored secret still being the one checked: of two racing
+        # verifications of one code only one finds it, and a concurrent disable or a newer
+        # generate wins over a stale code.
+        switched = (
+            UserModel.objects.filter(pk=user.pk)
+            .filter(proving)
+            .filter(_not_used_since(step) if not user.pending_secret else Q())
+            .update(
+                otp_secret=stored,
+                pending_secret="",
+                otp_enabled=True,
+                otp_verified=True,
+                last_accepted_step=step,
+                failed_attempts=0,
+                locked_until=None,
+            )
         )
-    )
-    if not switched_on:
+        codes = _replace_recovery_codes(user=user) if switched and not was_enabled else []
+    if not switched:
         raise CodeRejected
     user.refresh_from_db()
-    return user
+    return Enrolment(user=user, switched_on=not was_enabled, recovery_codes=codes)
 
 
-def accept_code(*, user: UserModel, code: str, now: float) -> None:
-    """Accept `code` once for `user`, from the secret in force; raise CodeRejected otherwise."""
+def accept_code(*, user: UserModel, code: str, now: float, recovery: bool = True) -> Proof:
+    """Accept `code` once for `user`: a TOTP code of the secret in force or, when `recovery`,
+    one of the account's recovery codes. Raise CodeRejected otherwise."""
     if not (user.otp_verified and user.otp_enabled and user.otp_secret):
         raise NotEnrolled
-    step = _checked_step(user=user, secret=user.otp_secret, code=code, now=now)
+    recovery_code = normalise_recovery_code(code)
+    if recovery and recovery_code is not None:
+        _count_attempt(user=user, now=now)
+        _use_recovery_code(user=user, code=recovery_code, now=now)
+        return Proof.RECOVERY_CODE
+    step = _checked_step(user=user, secret=crypto.decrypt(user.otp_secret), code=code, now=now)
     accepted = (
         UserModel.objects.filter(pk=user.pk, otp_secret=user.otp_secret)
         .filter(_not_used_since(step))
@@ -109,21 +149,93 @@ def accept_code(*, user: UserModel, code: str, now: float) -> None:
     )
     # RFC 6238 §5.2: the row count decides, so two requests racing with one code get one success.
     if not accepted:
-        raise CodeRejected
+        raise CodeRejected(locked=_this_attempt_locked(user))
+    return Proof.TOTP
+
+
+def regenerate_recovery_codes(*, user: UserModel, code: str, now: float) -> list[str]:
+    """Replace every recovery code, once a current TOTP code proves the phone is at hand."""
+    accept_code(user=user, code=code, now=now, recovery=False)
+    with transaction.atomic():
+        codes = _replace_recovery_codes(user=user)
+    user.refresh_from_db()
+    return codes
 
 
 @transaction.atomic
 def disable(*, user: UserModel) -> UserModel:
+    _clear_second_factor(user=user)
+    user.refresh_from_db()
+    return user
+
+
+@transaction.atomic
+def reset_by_admin(*, user: UserModel) -> None:
+    """An administrator's reset for a person who lost both phone and recovery codes."""
+    _clear_second_factor(user=user)
+
+
+def unlock(*, user: UserModel) -> None:
+    UserModel.objects.filter(pk=user.pk).update(failed_attempts=0, locked_until=None)
+
+
+def normalise_recovery_code(code: str) -> str | None:
+    """The code in canonical form if it has the shape of a recovery code, else None.
+
+    Spaces, dashes and letter case are forgiven; six digits are a TOTP code, never this.
+    """
+    canonical = "".join(code.split()).replace("-", "").upper()
+    if len(canonical) == 10 and all(symbol in RECOVERY_ALPHABET for symbol in canonical):
+        return canonical
+    return None
+
+
+def new_recovery_code() -> str:
+    symbols = "".join(secrets.choice(RECOVERY_ALPHABET) for _ in range(10)).lower()
+    return f"{symbols[:5]}-{symbols[5:]}"
+
+
+def _replace_recovery_codes(*, user: UserModel) -> list[str]:
+    codes = [new_recovery_code() for _ in range(RECOVERY_CODE_COUNT)]
+    RecoveryCode.objects.filter(user=user).delete()
+    RecoveryCode.objects.bulk_create(
+        RecoveryCode(user=user, code_hash=crypto.recovery_code_hashes(normalise_recovery_code(code))[0])
+        for code in codes
+    )
+    UserModel.objects.filter(pk=user.pk).update(recovery_codes_left=len(codes))
+    return codes
+
+
+def _use_recovery_code(*, user: UserModel, code: str, now: float) -> None:
+    with transaction.atomic():
+        # One conditional UPDATE per code: of two requests racing with one code, one finds it unused.
+        used = RecoveryCode.objects.filter(
+            user=user, code_hash__in=crypto.recovery_code_hashes(code), used_at__isnull=True
+        ).update(used_at=as_datetime(now))
+        if used:
+            UserModel.objects.filter(pk=user.pk).update(
+                recovery_codes_left=F("recovery_codes_left") - used, failed_attempts=0, locked_until=None
+            )
+    if not used:
+        raise CodeRejected(locked=_this_attempt_locked(user))
+
+
+def _clear_second_factor(*, user: UserModel) -> None:
+    RecoveryCode.objects.filter(user=user).delete()
     UserModel.objects.filter(pk=user.pk).update(
         otp_enabled=False,
         otp_verified=False,
         otp_secret="",
         pending_secret="",
+        recovery_codes_left=0,
         failed_attempts=0,
         locked_until=None,
     )
-    user.refresh_from_db()
-    return user
+
+
+def _this_attempt_locked(user: UserModel) -> bool:
+    # The count was read with the user at the start of the request; one more failure is this one.
+    return lock_seconds(user.failed_attempts + 1) is not None
 
 
 def _not_used_since(step: int) -> Q:
@@ -140,7 +252,7 @@ def _checked_step(*, user: UserModel, secret: str, code: str, now: float) -> int
     _count_attempt(user=user, now=now)
     step = totp.matching_step(secret=secret, code=code, now=now, window=settings.TWOFA_VALID_WINDOW)
     if step is None:
-        raise CodeRejected
+        raise CodeRejected(locked=_this_attempt_locked(user))
     return step
 
 

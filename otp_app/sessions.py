@@ -18,6 +18,7 @@ from .models import UserModel
 PENDING = "pending"
 FULL = "full"
 _PENDING_KEY = "twofa_pending"
+_PROVEN_AT_KEY = "twofa_proven_at"
 
 
 def start(request, user: UserModel, *, now: float) -> None:
@@ -34,12 +35,23 @@ def start(request, user: UserModel, *, now: float) -> None:
         auth.login(request, user, backend="django.contrib.auth.backends.ModelBackend")
 
 
-def complete_second_factor(request, user: UserModel) -> None:
+def complete_second_factor(request, user: UserModel, *, now: float) -> None:
     """Turn a pending (or full) session into a full one, with a new session key."""
     request.session.pop(_PENDING_KEY, None)
     if auth.SESSION_KEY in request.session:
         request.session.cycle_key()  # auth.login rotates the key itself only for a new login
     auth.login(request, user, backend="django.contrib.auth.backends.ModelBackend")
+    second_factor_proven(request, now=now)
+
+
+def second_factor_proven(request, *, now: float) -> None:
+    request.session[_PROVEN_AT_KEY] = now
+
+
+def second_factor_recent(request, *, now: float) -> bool:
+    """Whether this session proved the second factor within TWOFA_REAUTH_SECONDS."""
+    proven_at = request.session.get(_PROVEN_AT_KEY)
+    return isinstance(proven_at, (int, float)) and 0 <= now - proven_at <= settings.TWOFA_REAUTH_SECONDS
 
 
 def end(request) -> None:

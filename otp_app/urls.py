@@ -11,6 +11,7 @@ ENDPOINTS = [
     ("otp/verify", views.VerifyOtpView, "otp-verify"),
     ("otp/validate", views.ValidateOtpView, "otp-validate"),
     ("otp/disable", views.DisableOtpView, "otp-disable"),
+    ("otp/recovery-codes", views.RecoveryCodesView, "otp-recovery-codes"),
 ]
 
 # The documented paths, as CONTRACT.md spells them: no trailing slash.

@@ -15,10 +15,13 @@ from rest_framework.generics import GenericAPIView
 from rest_framework.response import Response
 from rest_framework.throttling import ScopedRateThrottle
 
-from . import clock, services, sessions, throttles, totp
+from . import audit, clock, services, sessions, throttles, totp
 from .exceptions import IncorrectCredentials
+from .models import SecurityEvent, UserModel, normalise_email
 from .serializers import (
     DisableResponseSerializer,
+    DisableSerializer,
+    RecoveryCodesResponseSerializer,
     FailSerializer,
     GenerateResponseSerializer,
     GenerateSerializer,
@@ -27,7 +30,6 @@ from .serializers import (
     StatusMessageSerializer,
     StatusUserSerializer,
     TokenSerializer,
-    UserIdSerializer,
     UserSerializer,
     ValidateResponseSerializer,
     VerifyResponseSerializer,
@@ -44,6 +46,9 @@ PENDING_SESSION = _fail("Pending session (second factor not yet proven), foreign
 BAD_INPUT = _fail("Invalid body: malformed JSON, missing or wrong fields; `errors` lists them")
 WRONG_CODE = _fail("Token is invalid or user doesn't exist (wrong, expired or already used code)")
 LOCKED = _fail("Too many wrong codes: locked, see the Retry-After header")
+
+Kind = SecurityEvent.Kind
+REAUTHENTICATE = "Confirm with a code: send a current token to turn two-factor authentication off"
 
 
 class ApiView(GenericAPIView):
@@ -65,6 +70,15 @@ class ApiView(GenericAPIView):
 
     def user_data(self, user) -> dict:
         return UserSerializer(user).data
+
+    def check_code(self, request, call, *, user: UserModel, **kwargs):
+        """Run a service that checks a code; the attempt that locks the account is recorded."""
+        try:
+            return call(user=user, now=clock.now(), **kwargs)
+        except services.CodeRejected as rejected:
+            if rejected.locked:
+                audit.record(request, Kind.LOCKED_OUT, user=user)
+            raise
 
 
 class FullSessionView(ApiView):
@@ -91,7 +105,8 @@ class RegisterView(ApiView):
     )
     def post(self, request):
         data = self.validated(request)
-        services.register(email=data["email"], name=data["name"], password=data["password"])
+        user = services.register(email=data["email"], name=data["name"], password=data["password"])
+        audit.record(request, Kind.REGISTERED, user=user)
         return Response(
             {"status": "success", "message": "Registered successfully, please login"},
             status=status.HTTP_201_CREATED,
@@ -119,8 +134,11 @@ class LoginView(ApiView):
         user = authenticate(request, email=data["email"], password=data["password"])
         if user is None:
             throttles.count_password_failure(request, email=data["email"])
+            email = normalise_email(data["email"])
+            audit.record(request, Kind.LOGIN_FAILED, user=UserModel.objects.filter(email=email).first(), email=email)
             raise IncorrectCredentials
         sessions.start(request, user, now=clock.now())
+        audit.record(request, Kind.LOGIN_SUCCEEDED, user=user, second_factor="pending" if user.otp_enabled else "off")
         return Response({"status": "success", "user": self.user_data(user)})
 
 
@@ -169,6 +187,9 @@ class VerifyOtpView(FullSessionView):
 
     @swagger_auto_schema(
         operation_summary="Finish enrolment: prove the new secret and switch 2FA on",
+        operation_description="When this switches 2FA on, the answer also carries `recovery_codes`: "
+        "ten single-use codes for a lost phone, shown this once. With 2FA already on, it replaces "
+        "the secret in force by the one otp/generate prepared.",
         tags=["2. two-factor"],
         responses={
             200: VerifyResponseSerializer, 400: WRONG_CODE, 401: NO_SESSION, 403: PENDING_SESSION, 429: LOCKED,
@@ -177,8 +198,15 @@ class VerifyOtpView(FullSessionView):
     def post(self, request):
         data = self.validated(request)
         user = sessions.own_user(request, data.get("user_id"))
-        user = services.verify_enrolment(user=user, code=data["token"], now=clock.now())
-        return Response({"otp_verified": True, "user": self.user_data(user)})
+        enrolment = self.check_code(request, services.verify_enrolment, user=user, code=data["token"])
+        now = clock.now()
+        sessions.second_factor_proven(request, now=now)
+        if enrolment.switched_on:
+            audit.record(request, Kind.OTP_ENABLED, user=enrolment.user)
+            body = {"otp_verified": True, "user": self.user_data(enrolment.user)}
+            return Response({**body, "recovery_codes": enrolment.recovery_codes})
+        audit.record(request, Kind.SECRET_REENROLLED, user=enrolment.user)
+        return Response({"otp_verified": True, "user": self.user_data(enrolment.user)})
 
 
 class ValidateOtpView(ApiView):
@@ -187,8 +215,10 @@ class ValidateOtpView(ApiView):
 
     @swagger_auto_schema(
         operation_summary="Second step of login: prove a code",
-        operation_description="Turns a pending session into a full one (new session key). Each code "
-        "is accepted once. Consecutive wrong codes lock the account for a growing delay.",
+        operation_description="Turns a pending session into a full one (new session key). `token` is "
+        "a code of the authenticator app or one of the recovery codes (spaces, dashes and case "
+        "forgiven). Each code is accepted once. Consecutive wrong codes, of either kind, lock the "
+        "account for a growing delay.",
         tags=["2. two-factor"],
         responses={
             200: ValidateResponseSerializer, 400: WRONG_CODE, 401: NO_SESSION, 403: PENDING_SESSION,
@@ -198,25 +228,63 @@ class ValidateOtpView(ApiView):
     def post(self, request):
         data = self.validated(request)
         user = sessions.own_user(request, data.get("user_id"))
-        services.accept_code(user=user, code=data["token"], now=clock.now())
-        sessions.complete_second_factor(request, user)
+        proof = self.check_code(request, services.accept_code, user=user, code=data["token"])
+        sessions.complete_second_factor(request, user, now=clock.now())
+        if proof is services.Proof.RECOVERY_CODE:
+            user.refresh_from_db(fields=["recovery_codes_left"])
+            audit.record(request, Kind.RECOVERY_CODE_USED, user=user, recovery_codes_left=user.recovery_codes_left)
         return Response({"otp_valid": True})
 
 
 class DisableOtpView(FullSessionView):
-    serializer_class = UserIdSerializer
+    serializer_class = DisableSerializer
 
     @swagger_auto_schema(
         operation_summary="Switch 2FA off",
-        operation_description="Removes the secret; logins need only the password afterwards.",
+        operation_description="Removes the secret and the recovery codes; logins need only the "
+        "password afterwards. Someone who found a logged-in browser must not be able to do this: "
+        "unless this session proved the second factor within the last 15 minutes "
+        "(TWOFA_REAUTH_SECONDS), send a current code in `token`.",
         tags=["2. two-factor"],
-        responses={200: DisableResponseSerializer, 400: BAD_INPUT, 401: NO_SESSION, 403: PENDING_SESSION},
+        responses={
+            200: DisableResponseSerializer, 400: WRONG_CODE, 401: NO_SESSION,
+            403: _fail("Pending session, foreign Origin, a user_id that is not yours, or a code is needed"),
+            429: LOCKED,
+        },
     )
     def post(self, request):
         data = self.validated(request)
         user = sessions.own_user(request, data.get("user_id"))
+        if user.otp_enabled and not sessions.second_factor_recent(request, now=clock.now()):
+            if not data.get("token"):
+                raise exceptions.PermissionDenied(REAUTHENTICATE)
+            self.check_code(request, services.accept_code, user=user, code=data["token"], recovery=False)
+        was_enabled = user.otp_enabled
         user = services.disable(user=user)
+        if was_enabled:
+            audit.record(request, Kind.OTP_DISABLED, user=user)
         return Response({"otp_disabled": True, "user": self.user_data(user)})
+
+
+class RecoveryCodesView(FullSessionView):
+    serializer_class = TokenSerializer
+
+    @swagger_auto_schema(
+        operation_summary="Replace the recovery codes",
+        operation_description="With a current code of the authenticator app in `token`, replaces all "
+        "ten recovery codes and returns the new ones (shown this once).",
+        tags=["2. two-factor"],
+        responses={
+            200: RecoveryCodesResponseSerializer, 400: WRONG_CODE, 401: NO_SESSION, 403: PENDING_SESSION,
+            404: _fail("OTP must be verified first"), 429: LOCKED,
+        },
+    )
+    def post(self, request):
+        data = self.validated(request)
+        user = sessions.own_user(request, data.get("user_id"))
+        codes = self.check_code(request, services.regenerate_recovery_codes, user=user, code=data["token"])
+        audit.record(request, Kind.RECOVERY_CODES_REGENERATED, user=user)
+        return Response({"status": "success", "recovery_codes": codes})
 
 
 

@@ -171,6 +171,17 @@ TWOFA_LOGIN_FAILURES_PER_ADDRESS = env.str("TWOFA_LOGIN_FAILURES_PER_ADDRESS", d
 # Registrations per client address, as DRF rates ("count/second|minute|hour|day").
 TWOFA_REGISTER_RATE = env.str("TWOFA_REGISTER_RATE", default="30/hour")
 TWOFA_MAX_BODY_BYTES = env.int("TWOFA_MAX_BODY_BYTES", default=16 * 1024)
+# How long after proving the second factor in a session otp/disable needs no fresh code.
+TWOFA_REAUTH_SECONDS = env.int("TWOFA_REAUTH_SECONDS", default=15 * 60)
+# Fernet keys (comma-separated) that encrypt TOTP secrets: the first encrypts, all decrypt.
+# Make one with: python -c "from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())"
+TWOFA_ENCRYPTION_KEYS = env.list("TWOFA_ENCRYPTION_KEYS", default=[])
+if not TWOFA_ENCRYPTION_KEYS:
+    if not DEBUG:
+        raise ImproperlyConfigured("With DEBUG off, TWOFA_ENCRYPTION_KEYS must be set (see README)")
+    from otp_app.crypto import key_from_secret_key
+
+    TWOFA_ENCRYPTION_KEYS = [key_from_secret_key(SECRET_KEY)]
 # Origins whose pages may send state-changing requests with the session cookie, besides the
 # API's own origin (Swagger UI): the CORS front ends and any CSRF-trusted origins.
 TWOFA_TRUSTED_ORIGINS = [*CORS_ALLOWED_ORIGINS, *CSRF_TRUSTED_ORIGINS]

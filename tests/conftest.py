@@ -8,7 +8,7 @@ from django.core.cache import cache
 from rest_framework.test import APIClient
 
 from otp_app import clock as app_clock
-from otp_app import totp
+from otp_app import crypto, totp
 from otp_app.models import UserModel
 
 PASSWORD = "correct horse battery staple"
@@ -38,8 +38,17 @@ def clock(monkeypatch):
     return moved
 
 
+def plain(secret: str) -> str:
+    """The base32 secret of a stored (encrypted) one; a base32 secret stays as it is."""
+    return crypto.decrypt(secret) if secret.startswith(FERNET_PREFIX) else secret
+
+
+FERNET_PREFIX = "gAAAAA"  # every Fernet token starts so (version byte and timestamp)
+
+
 def code_for(secret: str, clock: Clock, *, steps_ahead: int = 0) -> str:
-    return totp.code_at(secret=secret, step=clock.step() + steps_ahead)
+    """The code of `secret` (base32, or as stored on the user row) at the clock's step."""
+    return totp.code_at(secret=plain(secret), step=clock.step() + steps_ahead)
 
 
 @pytest.fixture(autouse=True)
@@ -62,6 +71,10 @@ def api():
 
 
 def make_user(email="ann@example.com", name="Ann", **fields) -> UserModel:
+    """A user; base32 secrets given in `otp_secret`/`pending_secret` are stored encrypted, as the app stores them."""
+    for field in ("otp_secret", "pending_secret"):
+        if fields.get(field) and not fields[field].startswith(FERNET_PREFIX):
+            fields[field] = crypto.encrypt(fields[field])
     return UserModel.objects.create_user(email, name, PASSWORD, **fields)
 
 

@@ -1,4 +1,5 @@
 """A real server process for end-to-end tests: gunicorn, production settings, its own SQLite file."""
+import base64
 import os
 import socket
 import subprocess
@@ -60,8 +61,10 @@ class Server:
     """gunicorn serving the project on 127.0.0.1, started and stopped by a fixture."""
 
     def __init__(self, workdir: Path, *, workers: int = 2, threads: int = 8, env: dict | None = None,
-                 database_url: str | None = None):
-        self.port = free_port()
+                 database_url: str | None = None, port: int | None = None):
+        # `port`: a fixed port (say 8000, where a front end expects the API); else a free one.
+        self.fixed_port = port is not None
+        self.port = port if port is not None else free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log = workdir / f"server-{self.port}.log"
         inherited = {key: value for key, value in os.environ.items() if key not in ("CACHE_URL", "REDIS_URL")}
@@ -70,6 +73,7 @@ class Server:
             **inherited,
             "DEBUG": "false",
             "SECRET_KEY": "end-to-end-tests-" + os.urandom(32).hex(),
+            "TWOFA_ENCRYPTION_KEYS": base64.urlsafe_b64encode(os.urandom(32)).decode(),
             "ALLOWED_HOSTS": "127.0.0.1,localhost",
             "DATABASE_URL": database_url or server_database_url(workdir),
             "SECURE_SSL_REDIRECT": "false",
@@ -94,6 +98,8 @@ class Server:
         for _attempt in range(3):  # a free port can be taken by another process before gunicorn binds it
             if self._launch():
                 return self
+            if self.fixed_port:
+                break  # a fixed port is the point: no other will do
             self._use_port(free_port())
         raise RuntimeError(f"server did not start: {self.log.read_text()}")
 

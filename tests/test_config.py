@@ -14,6 +14,7 @@ PRODUCTION = {
     "SECRET_KEY": secrets.token_urlsafe(50),
     "ALLOWED_HOSTS": "api.example.com",
     "CORS_ALLOWED_ORIGINS": "https://app.example.com",
+    "TWOFA_ENCRYPTION_KEYS": "vpKhzrT8lQ5h8x0z3yMCmQ0b8cHY7xBf0v9ZKzq3HUM=",
 }
 
 

@@ -18,6 +18,7 @@ SCHEMA_PATHS = {
     "/api/auth/otp/verify": "post",
     "/api/auth/otp/validate": "post",
     "/api/auth/otp/disable": "post",
+    "/api/auth/otp/recovery-codes": "post",
 }
 
 REQUEST_FIELDS = {
@@ -27,7 +28,8 @@ REQUEST_FIELDS = {
     "/api/auth/otp/generate": ({"user_id", "email"}, set()),
     "/api/auth/otp/verify": ({"user_id", "token"}, {"token"}),
     "/api/auth/otp/validate": ({"user_id", "token"}, {"token"}),
-    "/api/auth/otp/disable": ({"user_id"}, set()),
+    "/api/auth/otp/disable": ({"user_id", "token"}, set()),
+    "/api/auth/otp/recovery-codes": ({"user_id", "token"}, {"token"}),
 }
 
 # Every status each endpoint can answer (CONTRACT parts 1 and 2); 403 on a POST is at least the
@@ -40,7 +42,8 @@ RESPONSES = {
     "/api/auth/otp/generate": {200, 400, 401, 403},
     "/api/auth/otp/verify": {200, 400, 401, 403, 429},
     "/api/auth/otp/validate": {200, 400, 401, 403, 404, 429},
-    "/api/auth/otp/disable": {200, 400, 401, 403},
+    "/api/auth/otp/disable": {200, 400, 401, 403, 429},
+    "/api/auth/otp/recovery-codes": {200, 400, 401, 403, 404, 429},
 }
 
 SUCCESS_FIELDS = {
@@ -49,11 +52,12 @@ SUCCESS_FIELDS = {
     "/api/auth/login": ("200", {"status", "user"}),
     "/api/auth/me": ("200", {"status", "user"}),
     "/api/auth/otp/generate": ("200", {"base32", "otpauth_url"}),
-    "/api/auth/otp/verify": ("200", {"otp_verified", "user"}),
+    "/api/auth/otp/verify": ("200", {"otp_verified", "user", "recovery_codes"}),
     "/api/auth/otp/validate": ("200", {"otp_valid"}),
     "/api/auth/otp/disable": ("200", {"otp_disabled", "user"}),
+    "/api/auth/otp/recovery-codes": ("200", {"status", "recovery_codes"}),
 }
-USER_FIELDS = {"id", "name", "email", "otp_enabled", "otp_verified"}
+USER_FIELDS = {"id", "name", "email", "otp_enabled", "otp_verified", "recovery_codes_left"}
 
 
 @pytest.fixture
@@ -131,9 +135,9 @@ def test_schema_lists_exactly_the_api_paths_as_clients_call_them(schema):
 
 
 def test_schema_paths_are_plain_paths_not_regexes(schema):
-    # The urls are `re_path(r"^login/?$")`: the schema must not show "^", "?", "$" or "\".
+    # The schema must not show regex characters ("^", "?", "$", "\") or a trailing slash.
     for path in documented_paths(schema):
-        assert re.fullmatch(r"/[a-z/]+", path), path
+        assert re.fullmatch(r"(/[a-z-]+)+", path), path
 
 
 @pytest.mark.parametrize("path, method", SCHEMA_PATHS.items())

@@ -15,11 +15,12 @@ pytestmark = pytest.mark.e2e
 @pytest.fixture(scope="module")
 def two_instances(tmp_path_factory):
     first = Server(tmp_path_factory.mktemp("first"))
-    # Instances of one service share its SECRET_KEY: sessions are signed with it.
+    # Instances of one service share its keys: sessions are signed with SECRET_KEY, secrets
+    # encrypted with TWOFA_ENCRYPTION_KEYS.
     second = Server(
         tmp_path_factory.mktemp("second"),
         database_url=first.env["DATABASE_URL"],
-        env={"SECRET_KEY": first.env["SECRET_KEY"]},
+        env={key: first.env[key] for key in ("SECRET_KEY", "TWOFA_ENCRYPTION_KEYS")},
     )
     try:
         first.start()

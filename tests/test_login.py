@@ -9,7 +9,8 @@ from rest_framework.test import APIClient
 from .conftest import PASSWORD, login, make_user
 
 INCORRECT = {"status": "fail", "message": "Incorrect email or password"}
-USER_KEYS = {"id", "name", "email", "otp_enabled", "otp_verified"}
+# CONTRACT part 1's USER, and the recovery-code count that issue 3 added.
+USER_KEYS = {"id", "name", "email", "otp_enabled", "otp_verified", "recovery_codes_left"}
 SessionStore = import_module(settings.SESSION_ENGINE).SessionStore
 
 
@@ -19,7 +20,8 @@ def test_login_answers_200_with_status_and_exactly_the_user(api, user, clock):
     assert response.status_code == 200
     assert response.json() == {
         "status": "success",
-        "user": {"id": str(user.pk), "name": "Ann", "email": "ann@example.com", "otp_enabled": False, "otp_verified": False},
+        "user": {"id": str(user.pk), "name": "Ann", "email": "ann@example.com", "otp_enabled": False, "otp_verified": False,
+                 "recovery_codes_left": 0},
     }
 
 

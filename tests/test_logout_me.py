@@ -12,7 +12,8 @@ def test_me_returns_status_and_exactly_the_user(logged_in_client, user):
     assert response.status_code == 200
     assert response.json() == {
         "status": "success",
-        "user": {"id": str(user.pk), "name": "Ann", "email": "ann@example.com", "otp_enabled": False, "otp_verified": False},
+        "user": {"id": str(user.pk), "name": "Ann", "email": "ann@example.com", "otp_enabled": False, "otp_verified": False,
+                 "recovery_codes_left": 0},
     }
 
 
@@ -22,6 +23,7 @@ def test_me_after_the_second_factor_shows_2fa_on_and_no_secret(full_2fa_client, 
     assert response.status_code == 200
     assert response.json()["user"] == {
         "id": str(user_with_2fa.pk), "name": "Ann", "email": "ann@example.com", "otp_enabled": True, "otp_verified": True,
+        "recovery_codes_left": 0,
     }
     assert user_with_2fa.otp_secret not in response.content.decode()
 

@@ -1,0 +1,42 @@
+"""The audit trail: record a security event, log it, and send its signal.
+
+An event holds who (user and email), when, from where (client address, user agent) and a small
+JSON detail. Callers pass only non-secret detail; no code, secret or password ever goes in.
+"""
+import ipaddress
+import logging
+
+from django.conf import settings
+
+from . import signals
+from .models import SecurityEvent, UserModel
+
+logger = logging.getLogger("otp_app.security")
+
+Kind = SecurityEvent.Kind
+
+
+def record(request, kind: str, *, user: UserModel | None = None, email: str = "", **detail) -> SecurityEvent:
+    event = SecurityEvent.objects.create(
+        kind=kind,
+        user=user,
+        email=email or (user.email if user is not None else ""),
+        client_address=client_address(request),
+        user_agent=request.headers.get("User-Agent", "")[:512],
+        detail=detail,
+    )
+    logger.info(
+        "security event %s email=%s address=%s detail=%s", kind, event.email, event.client_address, detail
+    )
+    signals.BY_KIND[kind].send(sender=SecurityEvent, event=event, user=user, request=request)
+    return event
+
+
+def client_address(request) -> str | None:
+    """The client's address, from the same header the login limits use (RATELIMIT_IP_META_KEY)."""
+    raw = request.META.get(settings.RATELIMIT_IP_META_KEY or "REMOTE_ADDR", "") or ""
+    candidate = raw.split(",")[0].strip()
+    try:
+        return str(ipaddress.ip_address(candidate))
+    except ValueError:
+        return None

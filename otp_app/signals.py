@@ -1,0 +1,41 @@
+"""One Django signal per kind of security event, sent after the event is recorded.
+
+Connect a receiver to tell people what happened to their account, without touching this app:
+
+    from otp_app import signals
+
+    @receiver(signals.otp_disabled)
+    def warn(sender, event, user, request, **kwargs):
+        send_mail("2FA was turned off on your account", ..., [event.email])
+
+Every signal sends `event` (the SecurityEvent row), `user` (or None) and `request`.
+"""
+from django.dispatch import Signal
+
+from .models import SecurityEvent
+
+Kind = SecurityEvent.Kind
+
+registered = Signal()
+login_succeeded = Signal()
+login_failed = Signal()
+locked_out = Signal()
+otp_enabled = Signal()
+otp_disabled = Signal()
+secret_reenrolled = Signal()
+recovery_code_used = Signal()
+recovery_codes_regenerated = Signal()
+otp_reset_by_admin = Signal()
+
+BY_KIND = {
+    Kind.REGISTERED: registered,
+    Kind.LOGIN_SUCCEEDED: login_succeeded,
+    Kind.LOGIN_FAILED: login_failed,
+    Kind.LOCKED_OUT: locked_out,
+    Kind.OTP_ENABLED: otp_enabled,
+    Kind.OTP_DISABLED: otp_disabled,
+    Kind.SECRET_REENROLLED: secret_reenrolled,
+    Kind.RECOVERY_CODE_USED: recovery_code_used,
+    Kind.RECOVERY_CODES_REGENERATED: recovery_codes_regenerated,
+    Kind.OTP_RESET_BY_ADMIN: otp_reset_by_admin,
+}
