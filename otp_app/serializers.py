@@ -96,8 +96,9 @@ class DisableSerializer(UserIdSerializer):
 
 
 class GenerateResponseSerializer(serializers.Serializer):
-    base32 = serializers.CharField()
-    otpauth_url = serializers.CharField()
+    base32 = serializers.CharField(help_text="The secret, for typing into an authenticator app.")
+    otpauth_url = serializers.CharField(help_text="otpauth://totp/<issuer>:<email>?secret=...&issuer=...")
+    qr_code = serializers.CharField(help_text="otpauth_url as a QR code: data:image/svg+xml;base64,...")
 
 
 class StatusUserSerializer(serializers.Serializer):

@@ -15,7 +15,7 @@ from rest_framework.generics import GenericAPIView
 from rest_framework.response import Response
 from rest_framework.throttling import ScopedRateThrottle
 
-from . import audit, clock, services, sessions, throttles, totp
+from . import audit, clock, qr, services, sessions, throttles, totp
 from .exceptions import IncorrectCredentials
 from .models import SecurityEvent, UserModel, normalise_email
 from .serializers import (
@@ -169,8 +169,9 @@ class GenerateOtpView(FullSessionView):
 
     @swagger_auto_schema(
         operation_summary="Start enrolment: a new TOTP secret",
-        operation_description="Returns a new secret and its otpauth URL (for a QR code). It takes "
-        "effect only once a code from it passes otp/verify; until then an existing secret keeps working.",
+        operation_description="Returns a new secret, its otpauth URL, and that URL as a QR code "
+        "(`qr_code`, an SVG data URI an `<img>` can show). The secret takes effect only once a code "
+        "from it passes otp/verify; until then an existing secret keeps working.",
         tags=["2. two-factor"],
         responses={200: GenerateResponseSerializer, 400: BAD_INPUT, 401: NO_SESSION, 403: PENDING_SESSION},
     )
@@ -179,7 +180,7 @@ class GenerateOtpView(FullSessionView):
         user = sessions.own_user(request, data.get("user_id"))
         secret = services.prepare_secret(user=user)
         url = totp.otpauth_url(secret=secret, email=user.email, issuer=settings.TWOFA_ISSUER)
-        return Response({"base32": secret, "otpauth_url": url})
+        return Response({"base32": secret, "otpauth_url": url, "qr_code": qr.svg_data_uri(url)})
 
 
 class VerifyOtpView(FullSessionView):
