@@ -8,7 +8,6 @@ from django.contrib.auth import authenticate
 from django.core.cache import cache
 from django.db import DatabaseError, connection
 from django.http import JsonResponse
-from drf_yasg import openapi
 from drf_yasg.utils import no_body, swagger_auto_schema
 from rest_framework import exceptions, status
 from rest_framework.generics import GenericAPIView
@@ -18,11 +17,21 @@ from rest_framework.throttling import ScopedRateThrottle
 from . import audit, clock, qr, services, sessions, throttles, totp
 from .exceptions import IncorrectCredentials
 from .models import SecurityEvent, UserModel, normalise_email
+from .openapi import (
+    BAD_INPUT,
+    FOREIGN_ORIGIN,
+    LOCKED,
+    NO_SESSION,
+    NOT_ENROLLED,
+    PENDING_SESSION,
+    WRONG_CODE,
+    Metadata,
+    fail,
+)
 from .serializers import (
     DisableResponseSerializer,
     DisableSerializer,
     RecoveryCodesResponseSerializer,
-    FailSerializer,
     GenerateResponseSerializer,
     GenerateSerializer,
     LoginSerializer,
@@ -36,17 +45,6 @@ from .serializers import (
 )
 
 
-def _fail(description: str) -> openapi.Response:
-    return openapi.Response(description, FailSerializer)
-
-
-NO_SESSION = _fail("No session: log in first")
-FOREIGN_ORIGIN = _fail("Cross-site request refused: this origin is not allowed")
-PENDING_SESSION = _fail("Pending session (second factor not yet proven), foreign Origin, or a user_id that is not yours")
-BAD_INPUT = _fail("Invalid body: malformed JSON, missing or wrong fields; `errors` lists them")
-WRONG_CODE = _fail("Token is invalid or user doesn't exist (wrong, expired or already used code)")
-LOCKED = _fail("Too many wrong codes: locked, see the Retry-After header")
-
 Kind = SecurityEvent.Kind
 REAUTHENTICATE = "Confirm with a code: send a current token to turn two-factor authentication off"
 
@@ -55,6 +53,7 @@ class ApiView(GenericAPIView):
     """What every endpoint shares: the origin rule, and 405 before anything else."""
 
     permission_classes = [sessions.TrustedOrigin]
+    metadata_class = Metadata
 
     def initial(self, request, *args, **kwargs):
         # A wrong method is a 405 whoever asks, before sessions or throttles are looked at.
@@ -99,8 +98,8 @@ class RegisterView(ApiView):
             201: StatusMessageSerializer,
             400: BAD_INPUT,
             403: FOREIGN_ORIGIN,
-            409: _fail("User with that email already exists"),
-            429: _fail("Too many registrations from this address"),
+            409: fail("User with that email already exists"),
+            429: fail("Too many registrations from this address"),
         },
     )
     def post(self, request):
@@ -123,9 +122,9 @@ class LoginView(ApiView):
         tags=["1. account"],
         responses={
             200: StatusUserSerializer,
-            400: _fail("Incorrect email or password"),
+            400: fail("Incorrect email or password"),
             403: FOREIGN_ORIGIN,
-            429: _fail("Too many failed logins for this account or address; see Retry-After"),
+            429: fail("Too many failed logins for this account or address; see Retry-After"),
         },
     )
     def post(self, request):
@@ -223,7 +222,7 @@ class ValidateOtpView(ApiView):
         tags=["2. two-factor"],
         responses={
             200: ValidateResponseSerializer, 400: WRONG_CODE, 401: NO_SESSION, 403: PENDING_SESSION,
-            404: _fail("OTP must be verified first"), 429: LOCKED,
+            404: NOT_ENROLLED, 429: LOCKED,
         },
     )
     def post(self, request):
@@ -249,7 +248,7 @@ class DisableOtpView(FullSessionView):
         tags=["2. two-factor"],
         responses={
             200: DisableResponseSerializer, 400: WRONG_CODE, 401: NO_SESSION,
-            403: _fail("Pending session, foreign Origin, a user_id that is not yours, or a code is needed"),
+            403: fail("Pending session, foreign Origin, a user_id that is not yours, or a code is needed"),
             429: LOCKED,
         },
     )
@@ -277,7 +276,7 @@ class RecoveryCodesView(FullSessionView):
         tags=["2. two-factor"],
         responses={
             200: RecoveryCodesResponseSerializer, 400: WRONG_CODE, 401: NO_SESSION, 403: PENDING_SESSION,
-            404: _fail("OTP must be verified first"), 429: LOCKED,
+            404: NOT_ENROLLED, 429: LOCKED,
         },
     )
     def post(self, request):

@@ -203,12 +203,15 @@ REST_FRAMEWORK = {
 SWAGGER_USE_COMPAT_RENDERERS = False
 SWAGGER_SETTINGS = {
     "USE_SESSION_AUTH": False,
+    "DEFAULT_AUTO_SCHEMA_CLASS": "otp_app.openapi.AutoSchema",
     "SECURITY_DEFINITIONS": {
         "session": {
+            # Swagger 2.0 cannot declare a cookie; this names the header that carries it.
             "type": "apiKey",
             "in": "header",
             "name": "Cookie",
-            "description": "The `sessionid` cookie set by login; browsers send it by themselves.",
+            "description": "The `sessionid` cookie set by login (HttpOnly). Browsers, Swagger UI, "
+            "Postman and Insomnia send it by themselves; with curl use a cookie jar (-c/-b).",
         }
     },
     "DEFAULT_MODEL_RENDERING": "example",

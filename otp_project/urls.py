@@ -1,18 +1,13 @@
 from django.contrib import admin
 from django.urls import include, path, re_path
 from drf_yasg import openapi
-from drf_yasg.generators import OpenAPISchemaGenerator
 from drf_yasg.views import get_schema_view
 from rest_framework import permissions
 
 from otp_app.exceptions import not_found
+from otp_app.openapi import SchemaGenerator
 from otp_app.views import healthz
 from otp_app.urls import documented
-
-
-class SchemaGenerator(OpenAPISchemaGenerator):
-    def determine_path_prefix(self, paths):
-        return "/"  # full paths (/api/auth/login), as clients call them
 
 
 

@@ -51,7 +51,7 @@ SUCCESS_FIELDS = {
     "/api/auth/register": ("201", {"status", "message"}),
     "/api/auth/login": ("200", {"status", "user"}),
     "/api/auth/me": ("200", {"status", "user"}),
-    "/api/auth/otp/generate": ("200", {"base32", "otpauth_url"}),
+    "/api/auth/otp/generate": ("200", {"base32", "otpauth_url", "qr_code"}),
     "/api/auth/otp/verify": ("200", {"otp_verified", "user", "recovery_codes"}),
     "/api/auth/otp/validate": ("200", {"otp_valid"}),
     "/api/auth/otp/disable": ("200", {"otp_disabled", "user"}),
