@@ -5,6 +5,7 @@ codes, disable, and the administrator's reset and unlock.
 No HTTP here: views call these functions and `exceptions.py` turns their errors into answers.
 """
 import enum
+import math
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
@@ -258,6 +259,10 @@ def _checked_step(*, user: UserModel, secret: str, code: str, now: float) -> int
 
 def _count_attempt(*, user: UserModel, now: float) -> None:
     moment = as_datetime(now)
+    # The row as loaded with the session already tells a lock that is on: refuse at once, with
+    # no write. The conditional UPDATE below stays the gate for a lock set since then.
+    if user.locked_until is not None and user.locked_until > moment:
+        raise LockedOut(retry_after=_seconds_until(user.locked_until, moment))
     counted = (
         UserModel.objects.filter(pk=user.pk)
         .filter(Q(locked_until__isnull=True) | Q(locked_until__lte=moment))
@@ -268,7 +273,11 @@ def _count_attempt(*, user: UserModel, now: float) -> None:
     locked_until = UserModel.objects.filter(pk=user.pk).values_list("locked_until", flat=True).first()
     if locked_until is None:  # the account was deleted meanwhile
         raise CodeRejected
-    raise LockedOut(retry_after=max(1, int((locked_until - moment).total_seconds() + 0.999)))
+    raise LockedOut(retry_after=_seconds_until(locked_until, moment))
+
+
+def _seconds_until(moment_later: datetime, moment: datetime) -> int:
+    return max(1, math.ceil((moment_later - moment).total_seconds()))
 
 
 def lock_seconds(failures: int) -> int | None:
