@@ -109,14 +109,16 @@ class UserAdmin(BaseUserAdmin):
     def locked(self, user):
         return user.locked_until is not None and user.locked_until > services.as_datetime(clock.now())
 
-    @admin.action(description="Reset two-factor authentication (secret, recovery codes, lockout)")
+    @admin.action(
+        description="Reset two-factor authentication (secret, recovery codes, lockout)", permissions=["change"]
+    )
     def reset_two_factor(self, request, queryset):
         for user in queryset:
             services.reset_by_admin(user=user)
             audit.record(request, SecurityEvent.Kind.OTP_RESET_BY_ADMIN, user=user, by=request.user.email)
         self.message_user(request, f"Two-factor authentication reset for {queryset.count()} account(s).")
 
-    @admin.action(description="Unlock (clear wrong-code lockout)")
+    @admin.action(description="Unlock (clear wrong-code lockout)", permissions=["change"])
     def unlock(self, request, queryset):
         for user in queryset:
             services.unlock(user=user)

@@ -13,7 +13,7 @@ from datetime import datetime, timedelta, timezone
 from django.conf import settings
 from django.contrib.auth.hashers import make_password
 from django.db import IntegrityError, transaction
-from django.db.models import Case, DateTimeField, F, Q, Value, When
+from django.db.models import F, Q
 
 from . import crypto, totp
 from .models import RecoveryCode, UserModel, normalise_email
@@ -66,6 +66,7 @@ class Enrolment:
 RECOVERY_CODE_COUNT = 10
 # 32 symbols, without the look-alikes 0/O and 1/I: 10 of them are 50 random bits.
 RECOVERY_ALPHABET = "23456789ABCDEFGHJKLMNPQRSTUVWXYZ"
+_LOOK_ALIKES = str.maketrans({"1": "L", "I": "L"})
 
 
 def as_datetime(now: float) -> datetime:
@@ -185,7 +186,8 @@ def normalise_recovery_code(code: str) -> str | None:
 
     Spaces, dashes and letter case are forgiven; six digits are a TOTP code, never this.
     """
-    canonical = "".join(code.split()).replace("-", "").upper()
+    # Codes are shown in lower case, where "l" looks like "1" and "I": read as one symbol.
+    canonical = "".join(code.split()).replace("-", "").upper().translate(_LOOK_ALIKES)
     if len(canonical) == 10 and all(symbol in RECOVERY_ALPHABET for symbol in canonical):
         return canonical
     return None
@@ -235,8 +237,8 @@ def _clear_second_factor(*, user: UserModel) -> None:
 
 
 def _this_attempt_locked(user: UserModel) -> bool:
-    # The count was read with the user at the start of the request; one more failure is this one.
-    return lock_seconds(user.failed_attempts + 1) is not None
+    # `_count_attempt` left the count including this attempt on the user object.
+    return lock_seconds(user.failed_attempts) is not None
 
 
 def _not_used_since(step: int) -> Q:
@@ -246,7 +248,7 @@ def _not_used_since(step: int) -> Q:
 def _checked_step(*, user: UserModel, secret: str, code: str, now: float) -> int:
     """Count the attempt, then look at the code: the time step it matches, or CodeRejected.
 
-    The attempt is counted *before* the code is compared, in one conditional UPDATE that also
+    The attempt is counted *before* the code is compared, by a conditional UPDATE that also
     sets the lock, so concurrent guesses cannot slip past the limit between a check and a write.
     A correct code then resets the count (see the callers' UPDATE).
     """
@@ -258,22 +260,36 @@ def _checked_step(*, user: UserModel, secret: str, code: str, now: float) -> int
 
 
 def _count_attempt(*, user: UserModel, now: float) -> None:
+    """Count one attempt, locking the account when the count reaches the threshold; raise
+    LockedOut, without counting, while it is locked.
+
+    A compare-and-swap on the count: the UPDATE applies only if the count is still the one read,
+    so every attempt is counted exactly once however many race, and the lock it computes is the
+    one for that count. A lost race re-reads the row and tries again.
+    """
     moment = as_datetime(now)
-    # The row as loaded with the session already tells a lock that is on: refuse at once, with
-    # no write. The conditional UPDATE below stays the gate for a lock set since then.
-    if user.locked_until is not None and user.locked_until > moment:
-        raise LockedOut(retry_after=_seconds_until(user.locked_until, moment))
-    counted = (
-        UserModel.objects.filter(pk=user.pk)
-        .filter(Q(locked_until__isnull=True) | Q(locked_until__lte=moment))
-        .update(failed_attempts=F("failed_attempts") + 1, locked_until=_lock_after_this_attempt(moment))
-    )
-    if counted:
-        return
-    locked_until = UserModel.objects.filter(pk=user.pk).values_list("locked_until", flat=True).first()
-    if locked_until is None:  # the account was deleted meanwhile
-        raise CodeRejected
-    raise LockedOut(retry_after=_seconds_until(locked_until, moment))
+    failures, locked_until = user.failed_attempts, user.locked_until
+    for _ in range(_COUNT_TRIES):
+        if locked_until is not None and locked_until > moment:
+            raise LockedOut(retry_after=_seconds_until(locked_until, moment))
+        delay = lock_seconds(failures + 1)
+        lock = moment + timedelta(seconds=delay) if delay is not None else None
+        # The lock is only ever set or cleared together with a change of the count, so a
+        # count still equal to the one read also means the lock state read still holds.
+        if UserModel.objects.filter(pk=user.pk, failed_attempts=failures).update(
+            failed_attempts=failures + 1, locked_until=lock
+        ):
+            user.failed_attempts, user.locked_until = failures + 1, lock
+            return
+        row = UserModel.objects.filter(pk=user.pk).values_list("failed_attempts", "locked_until").first()
+        if row is None:  # the account was deleted meanwhile
+            raise CodeRejected
+        failures, locked_until = row
+    # So contended that the count kept moving: refuse this attempt rather than loop on.
+    raise LockedOut(retry_after=1)
+
+
+_COUNT_TRIES = 20
 
 
 def _seconds_until(moment_later: datetime, moment: datetime) -> int:
@@ -286,17 +302,4 @@ def lock_seconds(failures: int) -> int | None:
     over = failures - settings.TWOFA_LOCKOUT_THRESHOLD
     if over < 0:
         return None
-    return min(settings.TWOFA_LOCKOUT_BASE_SECONDS * 2**over, settings.TWOFA_LOCKOUT_MAX_SECONDS)
-
-
-def _lock_after_this_attempt(moment: datetime) -> Case:
-    # SET expressions see the row's values from before the UPDATE, so `failed_attempts=n` here
-    # means this attempt is the (n+1)-th. Each delay is spelled out as a constant: portable SQL.
-    threshold = settings.TWOFA_LOCKOUT_THRESHOLD
-    whens = [When(failed_attempts__lt=max(threshold - 1, 0), then=Value(None))]
-    failures = max(threshold, 1)
-    while lock_seconds(failures) < settings.TWOFA_LOCKOUT_MAX_SECONDS:
-        whens.append(When(failed_attempts=failures - 1, then=Value(moment + timedelta(seconds=lock_seconds(failures)))))
-        failures += 1
-    longest = Value(moment + timedelta(seconds=settings.TWOFA_LOCKOUT_MAX_SECONDS))
-    return Case(*whens, default=longest, output_field=DateTimeField())
+    return min(settings.TWOFA_LOCKOUT_BASE_SECONDS * 2 ** min(over, 40), settings.TWOFA_LOCKOUT_MAX_SECONDS)
