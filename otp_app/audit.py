@@ -5,10 +5,11 @@ JSON detail. Callers pass only non-secret detail; no code, secret or password ev
 """
 import ipaddress
 import logging
+from datetime import datetime, timezone
 
 from django.conf import settings
 
-from . import signals
+from . import clock, signals
 from .models import SecurityEvent, UserModel
 
 logger = logging.getLogger("otp_app.security")
@@ -19,6 +20,7 @@ Kind = SecurityEvent.Kind
 def record(request, kind: str, *, user: UserModel | None = None, email: str = "", **detail) -> SecurityEvent:
     event = SecurityEvent.objects.create(
         kind=kind,
+        created_at=datetime.fromtimestamp(clock.now(), tz=timezone.utc),
         user=user,
         email=email or (user.email if user is not None else ""),
         client_address=client_address(request),
@@ -28,7 +30,9 @@ def record(request, kind: str, *, user: UserModel | None = None, email: str = ""
     logger.info(
         "security event %s email=%s address=%s detail=%s", kind, event.email, event.client_address, detail
     )
-    signals.BY_KIND[kind].send(sender=SecurityEvent, event=event, user=user, request=request)
+    # send_robust: a receiver that fails (a mail server down) is logged by Django and must not
+    # turn a change already made into an error, nor hide the recovery codes from their owner.
+    signals.BY_KIND[kind].send_robust(sender=SecurityEvent, event=event, user=user, request=request)
     return event
 
 

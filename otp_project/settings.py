@@ -238,4 +238,7 @@ LOGGING = {
     "disable_existing_loggers": False,
     "handlers": {"console": {"class": "logging.StreamHandler"}},
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
+    # Django logs every 4xx as a warning; the access log has them already, and wrong codes or
+    # passwords by the thousand would flood it. Errors (5xx) are still logged.
+    "loggers": {"django.request": {"level": env.str("DJANGO_REQUEST_LOG_LEVEL", default="ERROR")}},
 }
