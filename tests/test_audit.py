@@ -16,13 +16,8 @@ from otp_app import services, signals, totp
 from otp_app.models import SecurityEvent, UserModel
 
 from .conftest import PASSWORD, code_for, login, make_user
+from .paths import DISABLE, GENERATE, RECOVERY_CODES, REGISTER, VALIDATE, VERIFY
 
-REGISTER = "/api/auth/register"
-GENERATE = "/api/auth/otp/generate"
-VERIFY = "/api/auth/otp/verify"
-VALIDATE = "/api/auth/otp/validate"
-DISABLE = "/api/auth/otp/disable"
-RECOVERY_CODES = "/api/auth/otp/recovery-codes"
 CHANGELIST = "/admin/otp_app/usermodel/"
 
 AGENT = "AuditTest/1.0 (a browser of Ann's)"

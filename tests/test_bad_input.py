@@ -16,15 +16,8 @@ from rest_framework.test import APIClient
 from otp_app.models import UserModel
 
 from .conftest import PASSWORD, code_for
+from .paths import DISABLE, GENERATE, LOGIN, LOGOUT, ME, REGISTER, VALIDATE, VERIFY
 
-REGISTER = "/api/auth/register"
-LOGIN = "/api/auth/login"
-LOGOUT = "/api/auth/logout"
-ME = "/api/auth/me"
-GENERATE = "/api/auth/otp/generate"
-VERIFY = "/api/auth/otp/verify"
-VALIDATE = "/api/auth/otp/validate"
-DISABLE = "/api/auth/otp/disable"
 
 BODY_ENDPOINTS = [REGISTER, LOGIN, GENERATE, VERIFY, VALIDATE, DISABLE]
 PROTECTED = {GENERATE, VERIFY, VALIDATE, DISABLE}

@@ -12,18 +12,11 @@ from rest_framework.test import APIClient
 from otp_app.models import UserModel
 
 from .conftest import PASSWORD, code_for, login
+from .paths import DISABLE, GENERATE, LOGIN, LOGOUT, ME, REGISTER, VALIDATE, VERIFY
 
 REACT = "http://localhost:3000"
 EVIL = "http://evil.example"
 
-REGISTER = "/api/auth/register"
-LOGIN = "/api/auth/login"
-LOGOUT = "/api/auth/logout"
-ME = "/api/auth/me"
-GENERATE = "/api/auth/otp/generate"
-VERIFY = "/api/auth/otp/verify"
-VALIDATE = "/api/auth/otp/validate"
-DISABLE = "/api/auth/otp/disable"
 POST_ENDPOINTS = [REGISTER, LOGIN, LOGOUT, GENERATE, VERIFY, VALIDATE, DISABLE]
 
 
