@@ -28,3 +28,27 @@ test: install
 
 clean:
 	rm -rf $(VENV) db.sqlite3 db.sqlite3-* .pytest_cache
+
+# The Postman collection (postman/), run by newman against BASE_URL: by default the API that
+# `make run` serves. `make test` runs it against its own server too (tests/test_postman.py).
+BASE_URL ?= http://localhost:$(PORT)
+.PHONY: postman
+postman: postman/node_modules/.installed
+	postman/node_modules/.bin/newman run postman/2fa-api.postman_collection.json --env-var baseUrl=$(BASE_URL)
+
+postman/node_modules/.installed: postman/package-lock.json
+	npm ci --prefix postman --no-audit --no-fund
+	touch $@
+
+# Benchmark (see README, "Benchmark"): `make bench` (about 5 minutes), `make bench-quick` (under
+# 2), `make bench-scale` (1,000 against 1,000,000 accounts). DATABASE_URL=postgres://...
+# REDIS_URL=redis://... run them on PostgreSQL and Redis; BENCH_ARGS adds options (--help).
+.PHONY: bench bench-quick bench-scale
+bench: install
+	$(BIN)/python -m bench.run $(BENCH_ARGS)
+
+bench-quick: install
+	$(BIN)/python -m bench.run --quick $(BENCH_ARGS)
+
+bench-scale: install
+	$(BIN)/python -m bench.run --scale-only $(BENCH_ARGS)

@@ -21,7 +21,7 @@ pytestmark = pytest.mark.e2e
 REACT = "http://localhost:3000"
 EVIL = "http://evil.example"
 TIMEOUT = 30
-USER_KEYS = {"id", "name", "email", "otp_enabled", "otp_verified"}
+USER_KEYS = {"id", "name", "email", "otp_enabled", "otp_verified", "recovery_codes_left"}
 
 
 class Browser:
@@ -114,7 +114,8 @@ def test_react_app_journey_register_login_enrol_validate_disable(api):
     assert response.status_code == 200, response.text
     assert_cors(response)
     body = response.json()
-    assert set(body) == {"base32", "otpauth_url"}
+    # The contract's two keys, and issue 5's server-rendered QR code.
+    assert set(body) == {"base32", "otpauth_url", "qr_code"}
     secret = body["base32"]
     assert body["otpauth_url"].startswith("otpauth://totp/")
     assert f"secret={secret}" in body["otpauth_url"] and "issuer=" in body["otpauth_url"]
@@ -123,7 +124,7 @@ def test_react_app_journey_register_login_enrol_validate_disable(api):
     assert response.status_code == 200, response.text
     assert_cors(response)
     body = response.json()
-    assert set(body) == {"otp_verified", "user"} and body["otp_verified"] is True
+    assert set(body) == {"otp_verified", "user", "recovery_codes"} and body["otp_verified"] is True
     assert_user(body["user"], email=email, otp_enabled=True)
     assert_no_secret(response, secret)
 

@@ -1,0 +1,112 @@
+"""Swagger UI and ReDoc in a real browser, served by gunicorn with production settings.
+
+Swagger UI lists every endpoint, and "Try it out" works from the page itself: a same-origin
+browser request with the session cookie, which the origin rule lets through. ReDoc renders
+every endpoint. The test also keeps the README's screenshot of Swagger UI (docs/swagger-ui.png).
+"""
+import json
+from pathlib import Path
+
+import pytest
+
+from otp_app.urls import ENDPOINTS
+
+from .browser import api_on_localhost_8000, browser, chromium_installed, page  # noqa: F401  (fixtures)
+from .conftest import PASSWORD
+from .http_client import fresh_email
+
+pytestmark = pytest.mark.e2e
+
+SCREENSHOT = Path(__file__).resolve().parent.parent / "docs" / "swagger-ui.png"
+HTTP_METHODS = ("get", "post", "put", "patch", "delete")
+
+
+def expected_operations() -> set[tuple[str, str]]:
+    """(METHOD, path) of every API endpoint, as clients call it."""
+    return {
+        (method.upper(), f"/api/auth/{route}")
+        for route, view, _name in ENDPOINTS
+        for method in HTTP_METHODS
+        if hasattr(view, method)
+    }
+
+
+def open_swagger(page, url: str) -> None:
+    page.goto(url + "/swagger/")
+    page.locator(".opblock").first.wait_for()
+
+
+def swagger_operations(page) -> set[tuple[str, str]]:
+    pairs = page.locator(".opblock-summary").evaluate_all(
+        """summaries => summaries.map(summary => [
+            summary.querySelector('.opblock-summary-method').textContent.trim(),
+            summary.querySelector('.opblock-summary-path').dataset.path,
+        ])"""
+    )
+    return {tuple(pair) for pair in pairs}
+
+
+def try_it_out(page, path: str, body: dict | None = None) -> tuple[str, dict]:
+    """Expand `path`, press "Try it out", fill the JSON body, "Execute": the status and body shown."""
+    operation = page.locator(".opblock", has=page.locator(f'.opblock-summary-path[data-path="{path}"]'))
+    operation.locator(".opblock-summary").click()
+    operation.locator("button.try-out__btn").click()
+    if body is not None:
+        operation.locator("textarea.body-param__text").fill(json.dumps(body))
+    operation.locator("button.execute").click()
+    response = operation.locator(".live-responses-table .response")
+    status = response.locator(".response-col_status").inner_text().strip()
+    shown = response.locator(".response-col_description .microlight").first.inner_text()
+    return status, json.loads(shown)
+
+
+def test_swagger_ui_lists_every_endpoint(page, live_server_url):
+    open_swagger(page, live_server_url)
+    assert swagger_operations(page) == expected_operations()
+    assert page.locator(".info .title").inner_text().startswith("2FA API")
+    assert page.errors == []
+
+
+def test_swagger_ui_try_it_out_registers_and_logs_in(page, live_server_url):
+    open_swagger(page, live_server_url)
+    email = fresh_email("swagger")
+
+    status, body = try_it_out(page, "/api/auth/register", {"email": email, "name": "Swagger", "password": PASSWORD})
+    assert (status, body) == ("201", {"status": "success", "message": "Registered successfully, please login"})
+
+    status, body = try_it_out(page, "/api/auth/login", {"email": email, "password": PASSWORD})
+    assert status == "200", body
+    assert body["status"] == "success"
+    assert body["user"]["email"] == email and body["user"]["otp_enabled"] is False
+
+    # The browser kept the session cookie from login: the page is logged in.
+    status, body = try_it_out(page, "/api/auth/me")
+    assert status == "200", body
+    assert body["user"]["email"] == email
+    assert page.errors == []
+
+
+def test_swagger_ui_screenshot_for_the_readme(page, api_on_localhost_8000):
+    """The README's picture of Swagger UI, as `make run` shows it at http://localhost:8000. The
+    file is only rewritten when the page looks different (a new endpoint, a new summary)."""
+    open_swagger(page, api_on_localhost_8000.url)
+    page.locator(".opblock-summary-path").last.wait_for()
+    picture = page.screenshot()
+    assert picture.startswith(b"\x89PNG\r\n\x1a\n")
+    if not SCREENSHOT.exists() or SCREENSHOT.read_bytes() != picture:
+        SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
+        SCREENSHOT.write_bytes(picture)
+
+
+def test_redoc_renders_every_endpoint(page, live_server_url):
+    page.goto(live_server_url + "/redoc/")
+    page.locator("[data-section-id^='operation/']").first.wait_for()
+    # ReDoc draws each operation's method and full path in its right-hand panel.
+    rendered = page.locator("span.http-verb").evaluate_all(
+        """verbs => verbs
+            .map(verb => [verb.textContent.trim().toUpperCase(), (verb.nextElementSibling || {}).textContent])
+            .filter(([, path]) => path && path.startsWith('/'))"""
+    )
+    assert {tuple(operation) for operation in rendered} == expected_operations()
+    assert page.locator("h1").first.inner_text().startswith("2FA API")
+    assert page.errors == []
