@@ -150,3 +150,11 @@ class FailSerializer(serializers.Serializer):
         child=serializers.ListField(child=serializers.CharField()), required=False,
         help_text="Present on validation errors only: the messages of each field.",
     )
+
+
+class HealthSerializer(serializers.Serializer):
+    status = serializers.CharField(help_text='"ok", or "fail" when a part is down')
+    message = serializers.CharField(required=False, help_text="Which parts are down (503 only)")
+    checks = serializers.DictField(
+        child=serializers.CharField(), help_text='Each part ("database", "cache" with Redis): "ok" or "unavailable"'
+    )

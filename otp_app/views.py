@@ -6,12 +6,13 @@ looks like on the wire is decided in exceptions.py.
 from django.conf import settings
 from django.contrib.auth import authenticate
 from django.core.cache import cache
-from django.db import DatabaseError, connection
-from django.http import JsonResponse
+from django.db import connection
+from drf_yasg import openapi
 from drf_yasg.utils import no_body, swagger_auto_schema
 from rest_framework import exceptions, status
 from rest_framework.generics import GenericAPIView
 from rest_framework.response import Response
+from rest_framework.views import APIView
 from rest_framework.throttling import ScopedRateThrottle
 
 from . import audit, clock, qr, services, sessions, throttles, totp
@@ -34,6 +35,7 @@ from .serializers import (
     RecoveryCodesResponseSerializer,
     GenerateResponseSerializer,
     GenerateSerializer,
+    HealthSerializer,
     LoginSerializer,
     RegisterSerializer,
     StatusMessageSerializer,
@@ -288,24 +290,46 @@ class RecoveryCodesView(FullSessionView):
 
 
 
-def healthz(request):
-    """200 when the database (and Redis, when configured) answer; 503 otherwise.
+class HealthView(APIView):
+    """GET /healthz: 200 when the database (and Redis, when configured) answer; 503 otherwise.
 
-    A plain Django view: no session is read and no throttle counts it, so probes cost little
-    and never lock anyone out.
+    No authentication, permission or throttle runs: no session is read and nothing is counted,
+    so probes cost little and never lock anyone out.
     """
-    checks = {}
+
+    authentication_classes = []
+    permission_classes = []
+    throttle_classes = []
+
+    @swagger_auto_schema(
+        operation_summary="Health check for load balancers",
+        operation_description="Checks that the database, and Redis when configured, answer. "
+        "Reads no session and counts against no limit.",
+        tags=["3. operations"],
+        responses={
+            200: openapi.Response("The database (and Redis) answer", HealthSerializer),
+            503: openapi.Response("A part is down: see `checks`", HealthSerializer),
+        },
+    )
+    def get(self, request):
+        checks = {"database": _answers(_query_database)}
+        if settings.REDIS_URL:
+            checks["cache"] = _answers(lambda: cache.get("healthz"))
+        down = [part for part, state in checks.items() if state != "ok"]
+        if down:
+            body = {"status": "fail", "message": f"Unavailable: {', '.join(down)}", "checks": checks}
+            return Response(body, status=status.HTTP_503_SERVICE_UNAVAILABLE)
+        return Response({"status": "ok", "checks": checks})
+
+
+def _query_database() -> None:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT 1")
+
+
+def _answers(probe) -> str:
     try:
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT 1")
-        checks["database"] = "ok"
-    except DatabaseError:
-        checks["database"] = "unavailable"
-    if settings.REDIS_URL:
-        try:
-            cache.get("healthz")
-            checks["cache"] = "ok"
-        except Exception:  # any failure of the cache client means the cache cannot be used
-            checks["cache"] = "unavailable"
-    healthy = all(state == "ok" for state in checks.values())
-    return JsonResponse({"status": "ok" if healthy else "fail", "checks": checks}, status=200 if healthy else 503)
+        probe()
+        return "ok"
+    except Exception:  # any failure of the client, whatever its kind, means the part is down
+        return "unavailable"

@@ -6,7 +6,7 @@ from rest_framework import permissions
 
 from otp_app.exceptions import not_found
 from otp_app.openapi import SchemaGenerator
-from otp_app.views import healthz
+from otp_app.views import HealthView
 from otp_app.urls import documented
 
 
@@ -23,11 +23,11 @@ schema_view = get_schema_view(
     public=True,
     permission_classes=[permissions.AllowAny],
     generator_class=SchemaGenerator,
-    patterns=[path("api/auth/", include(documented))],
+    patterns=[path("api/auth/", include(documented)), path("healthz", HealthView.as_view())],
 )
 
 urlpatterns = [
-    path("healthz", healthz, name="healthz"),
+    path("healthz", HealthView.as_view(), name="healthz"),
     path("admin/", admin.site.urls),
     path("api/auth/", include("otp_app.urls")),
     re_path(r"^api/", not_found),  # unknown API paths answer JSON, also with DEBUG on

@@ -22,13 +22,13 @@ HTTP_METHODS = ("get", "post", "put", "patch", "delete")
 
 
 def expected_operations() -> set[tuple[str, str]]:
-    """(METHOD, path) of every API endpoint, as clients call it."""
+    """(METHOD, path) of every API endpoint, as clients call it, and the health check."""
     return {
         (method.upper(), f"/api/auth/{route}")
         for route, view, _name in ENDPOINTS
         for method in HTTP_METHODS
         if hasattr(view, method)
-    }
+    } | {("GET", "/healthz")}
 
 
 def open_swagger(page, url: str) -> None:

@@ -19,6 +19,7 @@ SCHEMA_PATHS = {
     "/api/auth/otp/validate": "post",
     "/api/auth/otp/disable": "post",
     "/api/auth/otp/recovery-codes": "post",
+    "/healthz": "get",
 }
 
 REQUEST_FIELDS = {
@@ -44,6 +45,7 @@ RESPONSES = {
     "/api/auth/otp/validate": {200, 400, 401, 403, 404, 429},
     "/api/auth/otp/disable": {200, 400, 401, 403, 429},
     "/api/auth/otp/recovery-codes": {200, 400, 401, 403, 404, 429},
+    "/healthz": {200, 503},
 }
 
 SUCCESS_FIELDS = {
