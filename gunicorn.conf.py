@@ -21,3 +21,6 @@ errorlog = "-"
 # No query strings or bodies are logged: nothing secret travels in a URL here anyway.
 access_log_format = '%(h)s "%(r)s" %(s)s %(b)s %(M)sms'
 forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1")
+# gunicorn's control socket has one default path per machine user, so several instances (or
+# test servers) on one machine would overwrite each other's; this service does not use it.
+control_socket_disable = True

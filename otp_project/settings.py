@@ -111,6 +111,9 @@ if REDIS_URL:
     SESSION_ENGINE = "django.contrib.sessions.backends.cached_db"
 else:
     CACHES = {"default": env.cache("CACHE_URL", default="dbcache://otp_cache")}
+    # Culling at Django's default 300 entries would let anyone who creates 300 keys (failed logins
+    # under 300 emails) wipe every failed-login counter.
+    CACHES["default"].setdefault("OPTIONS", {}).setdefault("MAX_ENTRIES", 10_000_000)
     SESSION_ENGINE = "django.contrib.sessions.backends.db"
 
 # --- Users, passwords, sessions ---------------------------------------------------------------

@@ -1,0 +1,228 @@
+"""What each endpoint does per request, and what the password hasher costs alone.
+
+Run by bench/run.py as a subprocess with its own fresh database (DATABASE_URL) and the same
+settings as the benchmark's servers (bench.settings, DEBUG off). Through Django's test client it
+calls every endpoint once and counts SQL queries (CaptureQueriesContext), password hashes
+(every hasher's encode/verify/harden_runtime, counted once per outer call) and, with Redis,
+cache commands. Then it times the configured hasher and the PBKDF2 comparison in a loop.
+Prints one JSON document on stdout.
+"""
+import json
+import os
+import statistics
+import sys
+import threading
+import time
+
+import django
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "bench.settings")
+django.setup()
+
+import pyotp  # noqa: E402
+from django.conf import settings  # noqa: E402
+from django.contrib.auth.hashers import check_password, get_hasher, get_hashers, make_password  # noqa: E402
+from django.core.management import call_command  # noqa: E402
+from django.db import connection  # noqa: E402
+from django.test import Client  # noqa: E402
+from django.test.utils import CaptureQueriesContext  # noqa: E402
+
+PASSWORD = "bench: correct horse battery staple"
+STEP = 30
+
+
+class HashCounter:
+    """Counts password hashes: each hasher's encode, verify and harden_runtime, outermost call only."""
+
+    def __init__(self):
+        self.count = 0
+        self.calls: list[str] = []
+        self._depth = threading.local()
+
+    def install(self):
+        for hasher in get_hashers():
+            for name in ("encode", "verify", "harden_runtime"):
+                setattr(hasher, name, self._wrap(hasher, name, getattr(hasher, name)))
+
+    def _wrap(self, hasher, name, method):
+        def counted(*args, **kwargs):
+            depth = getattr(self._depth, "value", 0)
+            if depth == 0:
+                self.count += 1
+                self.calls.append(f"{hasher.algorithm}.{name}")
+            self._depth.value = depth + 1
+            try:
+                return method(*args, **kwargs)
+            finally:
+                self._depth.value = depth
+
+        return counted
+
+
+class CacheCounter:
+    """Counts Redis commands (sessions and limits live there when REDIS_URL is set)."""
+
+    def __init__(self):
+        self.count = 0
+        try:
+            import redis
+        except ImportError:
+            return
+        original = redis.client.Redis.execute_command
+        counter = self
+
+        def execute_command(self, *args, **kwargs):
+            counter.count += 1
+            return original(self, *args, **kwargs)
+
+        redis.client.Redis.execute_command = execute_command
+
+
+def code(secret: str, step: int) -> str:
+    return pyotp.TOTP(secret).at(step * STEP)
+
+
+def wrong(secret: str) -> str:
+    now = int(time.time() // STEP)
+    taken = {code(secret, step) for step in range(now - 2, now + 4)}
+    return next(f"{n:06d}" for n in range(1, 10**6) if f"{n:06d}" not in taken)
+
+
+def main() -> dict:
+    call_command("migrate", verbosity=0, interactive=False)
+    hashes, cache_commands = HashCounter(), CacheCounter()
+    hashes.install()
+    endpoints: dict[str, dict] = {}
+
+    def measure(name, client, method, path, body=None, expect=None):
+        hashes.count, hashes.calls = 0, []
+        cache_commands.count = 0
+        with CaptureQueriesContext(connection) as queries:
+            if method == "GET":
+                response = client.get(path)
+            else:
+                response = client.post(path, json.dumps(body or {}), content_type="application/json")
+        endpoints[name] = {
+            "status": response.status_code,
+            "expected": expect,
+            "queries": len(queries.captured_queries),
+            "sql": [query["sql"][:300] for query in queries.captured_queries],
+            "password_hashes": hashes.count,
+            "hash_calls": list(hashes.calls),
+            "cache_commands": cache_commands.count if settings.REDIS_URL else None,
+        }
+        return response
+
+    def client():
+        return Client(HTTP_HOST="127.0.0.1")
+
+    api = "/api/auth/"
+    # An account without 2FA: register, login (full session), me, enrol, logout.
+    ann = client()
+    measure("register", ann, "POST", api + "register", {"email": "ann@example.com", "name": "Ann", "password": PASSWORD}, 201)
+    measure("login (no 2FA: full session)", ann, "POST", api + "login", {"email": "ann@example.com", "password": PASSWORD}, 200)
+    measure("GET me", ann, "GET", api + "me", expect=200)
+    response = measure("otp/generate", ann, "POST", api + "otp/generate", {}, 200)
+    secret = response.json()["base32"]
+    step = int(time.time() // STEP)
+    measure("otp/verify", ann, "POST", api + "otp/verify", {"token": code(secret, step)}, 200)
+    measure("logout", ann, "POST", api + "logout", {}, 200)
+    # Later logins of that account are pending until a code is proven.
+    measure("login (2FA: pending session)", ann, "POST", api + "login", {"email": "ann@example.com", "password": PASSWORD}, 200)
+    measure("otp/validate wrong code (not locked)", ann, "POST", api + "otp/validate", {"token": wrong(secret)}, 400)
+    measure("otp/validate correct code", ann, "POST", api + "otp/validate", {"token": code(secret, step + 1)}, 200)
+    measure("GET me (after 2FA)", ann, "GET", api + "me", expect=200)
+    measure("otp/disable", ann, "POST", api + "otp/disable", {}, 200)
+    # Failed logins.
+    measure("login wrong password", client(), "POST", api + "login", {"email": "ann@example.com", "password": "nope, wrong"}, 400)
+    measure("login unknown email", client(), "POST", api + "login", {"email": "nobody@example.com", "password": PASSWORD}, 400)
+
+    # A locked account: wrong codes until 429, then one more attempt.
+    bob = client()
+    bob.post(api + "register", json.dumps({"email": "bob@example.com", "name": "Bob", "password": PASSWORD}), content_type="application/json")
+    bob.post(api + "login", json.dumps({"email": "bob@example.com", "password": PASSWORD}), content_type="application/json")
+    bob_secret = bob.post(api + "otp/generate", "{}", content_type="application/json").json()["base32"]
+    bob.post(api + "otp/verify", json.dumps({"token": code(bob_secret, step)}), content_type="application/json")
+    bob.post(api + "logout", "{}", content_type="application/json")
+    bob.post(api + "login", json.dumps({"email": "bob@example.com", "password": PASSWORD}), content_type="application/json")
+    for _ in range(30):
+        if bob.post(api + "otp/validate", json.dumps({"token": wrong(bob_secret)}), content_type="application/json").status_code == 429:
+            break
+    measure("otp/validate while locked", bob, "POST", api + "otp/validate", {"token": wrong(bob_secret)}, 429)
+
+    # Floors.
+    from otp_app.models import UserModel
+
+    carol = client()
+    carol.post(api + "register", json.dumps({"email": "carol@example.com", "name": "Carol", "password": PASSWORD}), content_type="application/json")
+    carol.post(api + "login", json.dumps({"email": "carol@example.com", "password": PASSWORD}), content_type="application/json")
+    row_id = str(UserModel.objects.get(email="ann@example.com").pk)
+    measure("floor: bare APIView", client(), "GET", "/bench/constant", expect=200)
+    measure("floor: one row", client(), "GET", f"/bench/row?id={row_id}", expect=200)
+    measure("floor: one row behind a session", carol, "GET", f"/bench/session-row?id={row_id}", expect=200)
+    measure("floor: one password hash", client(), "GET", "/bench/hash", expect=200)
+    measure("floor: one password hash", client(), "GET", "/bench/hash", expect=200)  # the first made the hash
+
+    return {
+        "endpoints": endpoints,
+        "hasher": hasher_cost(int(os.environ.get("BENCH_HASH_ITERATIONS", "20"))),
+        "database": connection.vendor,
+        "cache": settings.CACHES["default"]["BACKEND"],
+        "session_engine": settings.SESSION_ENGINE,
+    }
+
+
+def _timed(function, iterations: int) -> dict:
+    cpu, wall = [], []
+    for _ in range(iterations):
+        started_cpu, started_wall = time.process_time(), time.perf_counter()
+        function()
+        cpu.append((time.process_time() - started_cpu) * 1000)
+        wall.append((time.perf_counter() - started_wall) * 1000)
+    return {"cpu_ms_median": round(statistics.median(cpu), 2), "cpu_ms_min": round(min(cpu), 2),
+            "wall_ms_median": round(statistics.median(wall), 2), "iterations": iterations}
+
+
+def _timed_concurrently(function, threads: int, iterations: int) -> dict:
+    """CPU per call while `threads` calls run at once, as in a server's worker threads: a
+    memory-hard hash costs more CPU when several share the caches and memory bandwidth."""
+    cpu: list[float] = []
+
+    def work():
+        for _ in range(iterations):
+            started = time.thread_time()
+            function()
+            cpu.append((time.thread_time() - started) * 1000)
+
+    workers = [threading.Thread(target=work) for _ in range(threads)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join()
+    return {"cpu_ms_median": round(statistics.median(cpu), 2), "threads": threads, "iterations": iterations}
+
+
+def hasher_cost(iterations: int) -> dict:
+    from bench.hashers import PBKDF2TwiceHasher
+
+    hasher = get_hasher("default")
+    encoded = make_password(PASSWORD)
+    params = {name: getattr(hasher, name) for name in ("time_cost", "memory_cost", "parallelism", "iterations")
+              if hasattr(hasher, name)}
+    pbkdf2 = PBKDF2TwiceHasher()
+    pbkdf2_encoded = pbkdf2.encode(PASSWORD, pbkdf2.salt())
+    return {
+        "hasher": f"{type(hasher).__module__}.{type(hasher).__qualname__}",
+        "algorithm": hasher.algorithm,
+        "params": params,
+        "make_password": _timed(lambda: make_password(PASSWORD), iterations),
+        "check_password": _timed(lambda: check_password(PASSWORD, encoded), iterations),
+        "check_password_concurrent": _timed_concurrently(lambda: check_password(PASSWORD, encoded),
+                                                         int(os.environ.get("BENCH_SERVER_THREADS", "8")),
+                                                         max(2, iterations // 4)),
+        "pbkdf2_sha256_390000_verify": _timed(lambda: pbkdf2.verify(PASSWORD, pbkdf2_encoded), max(3, iterations // 5)),
+    }
+
+
+if __name__ == "__main__":
+    json.dump(main(), sys.stdout)
