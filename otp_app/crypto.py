@@ -5,6 +5,7 @@ Keys come from TWOFA_ENCRYPTION_KEYS: the first encrypts, every one decrypts, so
 be put first and `manage.py rotate_otp_keys` re-encrypts what the old ones wrote.
 """
 import base64
+import functools
 import hashlib
 import hmac
 
@@ -21,7 +22,13 @@ def _keys() -> list[bytes]:
 
 
 def _cipher() -> MultiFernet:
-    return MultiFernet([Fernet(key) for key in _keys()])
+    return _cipher_for(tuple(settings.TWOFA_ENCRYPTION_KEYS))
+
+
+@functools.lru_cache(maxsize=8)
+def _cipher_for(keys: tuple[str, ...]) -> MultiFernet:
+    # Built once per key list rather than on every code checked; a changed setting is a new key.
+    return MultiFernet([Fernet(key.encode()) for key in keys])
 
 
 def encrypt(secret: str) -> str:
