@@ -12,7 +12,7 @@ from django.contrib import auth
 from django.utils.crypto import constant_time_compare
 from rest_framework import authentication, exceptions, permissions
 
-from . import clock
+from . import backends, clock, rows
 from .models import UserModel
 
 PENDING = "pending"
@@ -32,7 +32,7 @@ def start(request, user: UserModel, *, now: float) -> None:
             "hash": user.get_session_auth_hash(),
         }
     else:
-        auth.login(request, user, backend="django.contrib.auth.backends.ModelBackend")
+        auth.login(request, user, backend=backends.PATH)
 
 
 def complete_second_factor(request, user: UserModel, *, now: float) -> None:
@@ -40,7 +40,7 @@ def complete_second_factor(request, user: UserModel, *, now: float) -> None:
     request.session.pop(_PENDING_KEY, None)
     if auth.SESSION_KEY in request.session:
         request.session.cycle_key()  # auth.login rotates the key itself only for a new login
-    auth.login(request, user, backend="django.contrib.auth.backends.ModelBackend")
+    auth.login(request, user, backend=backends.PATH)
     second_factor_proven(request, now=now)
 
 
@@ -65,7 +65,7 @@ def pending_user(request, *, now: float) -> UserModel | None:
     if now - pending.get("since", 0) > settings.TWOFA_PENDING_SECONDS:
         request.session.pop(_PENDING_KEY, None)
         return None
-    user = UserModel.objects.filter(pk=pending.get("user_id"), is_active=True).first()
+    user = rows.first(UserModel, ("id", "=", pending.get("user_id")), ("is_active", "=", True))
     if user is None or not constant_time_compare(pending.get("hash", ""), user.get_session_auth_hash()):
         return None
     return user

@@ -108,16 +108,17 @@ if REDIS_URL:
     }
     # Sessions are read from Redis and written through to the database: fast reads, and no one
     # is logged out when Redis restarts (it keeps nothing on disk).
-    SESSION_ENGINE = "django.contrib.sessions.backends.cached_db"
+    SESSION_ENGINE = "otp_app.session_backends.cached_db"
 else:
     CACHES = {"default": env.cache("CACHE_URL", default="dbcache://otp_cache")}
     # Culling at Django's default 300 entries would let anyone who creates 300 keys (failed logins
     # under 300 emails) wipe every failed-login counter.
     CACHES["default"].setdefault("OPTIONS", {}).setdefault("MAX_ENTRIES", 10_000_000)
-    SESSION_ENGINE = "django.contrib.sessions.backends.db"
+    SESSION_ENGINE = "otp_app.session_backends.db"
 
 # --- Users, passwords, sessions ---------------------------------------------------------------
 AUTH_USER_MODEL = "otp_app.UserModel"
+AUTHENTICATION_BACKENDS = ["otp_app.backends.AccountBackend"]
 PASSWORD_HASHERS = [
     "otp_app.hashers.Argon2idHasher",
     "django.contrib.auth.hashers.PBKDF2PasswordHasher",

@@ -1,0 +1,67 @@
+"""The rows every request reads (its session, its account), fetched with one plain SQL statement.
+
+Django compiles each queryset to SQL anew, which costs several times what these indexed lookups
+take the database; the statements here are built once per model, conditions and database, and
+the values read are converted by the same converters the ORM applies.
+"""
+import functools
+from dataclasses import dataclass
+
+from django.core.exceptions import ValidationError
+from django.db import connections, models, router
+
+
+@dataclass(frozen=True)
+class _Select:
+    sql: str
+    attnames: list[str]
+    converters: list  # per selected column: (its Col expression, the ORM's converters for it)
+    conditions: list  # the fields compared, to prepare the values
+
+
+_OPERATORS = {"=", ">"}
+
+
+# Keyed by the connection object: each thread has its own, and the converters are its methods.
+@functools.lru_cache(maxsize=64)
+def _select(model: type[models.Model], connection, conditions: tuple[tuple[str, str], ...]) -> _Select:
+    quote = connection.ops.quote_name
+    fields = model._meta.concrete_fields
+    table = model._meta.db_table
+    compared = [model._meta.get_field(name) for name, _ in conditions]
+    assert all(operator in _OPERATORS for _, operator in conditions)
+    where = " AND ".join(f"{quote(field.column)} {operator} %s" for field, (_, operator) in zip(compared, conditions))
+    sql = f"SELECT {', '.join(quote(field.column) for field in fields)} FROM {quote(table)} WHERE {where}"
+    columns = [field.get_col(table) for field in fields]
+    converters = [
+        (column, tuple(connection.ops.get_db_converters(column) + column.get_db_converters(connection)))
+        for column in columns
+    ]
+    return _Select(sql, [field.attname for field in fields], converters, compared)
+
+
+def first(model: type[models.Model], *conditions: tuple[str, str, object]):
+    """The row of `model` matching every (field, operator, value) condition, or None: what
+    `model.objects.filter(...).first()` gives when the conditions select at most one row
+    (a primary or unique key), without compiling a queryset."""
+    alias = router.db_for_read(model)
+    connection = connections[alias]
+    select = _select(model, connection, tuple((name, operator) for name, operator, _ in conditions))
+    try:
+        params = [
+            field.get_db_prep_value(value, connection, prepared=False)
+            for field, (_, _, value) in zip(select.conditions, conditions)
+        ]
+    except (ValidationError, ValueError, TypeError):
+        return None  # a value no row can hold (a malformed id): no row
+    with connection.cursor() as cursor:
+        cursor.execute(select.sql, params)
+        row = cursor.fetchone()
+    if row is None:
+        return None
+    values = []
+    for value, (column, converters) in zip(row, select.converters):
+        for converter in converters:
+            value = converter(value, column, connection)
+        values.append(value)
+    return model.from_db(alias, select.attnames, values)
