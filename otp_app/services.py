@@ -138,21 +138,59 @@ def accept_code(*, user: UserModel, code: str, now: float, recovery: bool = True
     one of the account's recovery codes. Raise CodeRejected otherwise."""
     if not (user.otp_verified and user.otp_enabled and user.otp_secret):
         raise NotEnrolled
+    # While locked, refuse from the row already read: no secret decrypted, no code compared.
+    _refuse_while_locked(user.locked_until, as_datetime(now))
     recovery_code = normalise_recovery_code(code)
     if recovery and recovery_code is not None:
         _count_attempt(user=user, now=now)
         _use_recovery_code(user=user, code=recovery_code, now=now)
         return Proof.RECOVERY_CODE
-    step = _checked_step(user=user, secret=crypto.decrypt(user.otp_secret), code=code, now=now)
-    accepted = (
-        UserModel.objects.filter(pk=user.pk, otp_secret=user.otp_secret)
-        .filter(_not_used_since(step))
-        .update(last_accepted_step=step, failed_attempts=0, locked_until=None)
+    step = totp.matching_step(
+        secret=crypto.decrypt(user.otp_secret), code=code, now=now, window=settings.TWOFA_VALID_WINDOW
     )
-    # RFC 6238 §5.2: the row count decides, so two requests racing with one code get one success.
-    if not accepted:
-        raise CodeRejected(locked=_this_attempt_locked(user))
-    return Proof.TOTP
+    if step is None or (user.last_accepted_step is not None and user.last_accepted_step >= step):
+        _count_attempt(user=user, now=now)  # wrong, or used before (as read: the UPDATE decides)
+    elif _accept_step(user=user, step=step, now=now):
+        return Proof.TOTP
+    raise CodeRejected(locked=_this_attempt_locked(user))
+
+
+def _accept_step(*, user: UserModel, step: int, now: float) -> bool:
+    """Accept the time step a right code matched, in one conditional UPDATE that also settles
+    the attempt; False (the attempt counted as wrong) when the step was accepted before.
+
+    The UPDATE applies only while the count is still the one read, no lock is in force, the
+    secret is the one checked and no step at or after this one was accepted (RFC 6238 §5.2): so
+    an attempt is never accepted past a lock that concurrent guesses set, and of two requests
+    racing with one code only one succeeds. Anything else changed: re-read and decide again.
+    """
+    moment = as_datetime(now)
+    failures = user.failed_attempts
+    for _ in range(_COUNT_TRIES):
+        accepted = (
+            UserModel.objects.filter(pk=user.pk, otp_secret=user.otp_secret, failed_attempts=failures)
+            .filter(Q(locked_until__isnull=True) | Q(locked_until__lte=moment))
+            .filter(_not_used_since(step))
+            .update(last_accepted_step=step, failed_attempts=0, locked_until=None)
+        )
+        if accepted:
+            user.failed_attempts, user.locked_until, user.last_accepted_step = 0, None, step
+            return True
+        row = (
+            UserModel.objects.filter(pk=user.pk)
+            .values_list("failed_attempts", "locked_until", "last_accepted_step", "otp_secret")
+            .first()
+        )
+        if row is None:  # the account was deleted meanwhile
+            raise CodeRejected
+        failures, locked_until, last_step, secret = row
+        _refuse_while_locked(locked_until, moment)
+        if secret != user.otp_secret or (last_step is not None and last_step >= step):
+            # Replayed, or the secret was replaced meanwhile: a wrong attempt.
+            user.failed_attempts, user.locked_until = failures, locked_until
+            _count_attempt(user=user, now=now)
+            return False
+    raise LockedOut(retry_after=1)
 
 
 def regenerate_recovery_codes(*, user: UserModel, code: str, now: float) -> list[str]:
@@ -270,8 +308,7 @@ def _count_attempt(*, user: UserModel, now: float) -> None:
     moment = as_datetime(now)
     failures, locked_until = user.failed_attempts, user.locked_until
     for _ in range(_COUNT_TRIES):
-        if locked_until is not None and locked_until > moment:
-            raise LockedOut(retry_after=_seconds_until(locked_until, moment))
+        _refuse_while_locked(locked_until, moment)
         delay = lock_seconds(failures + 1)
         lock = moment + timedelta(seconds=delay) if delay is not None else None
         # The lock is only ever set or cleared together with a change of the count, so a
@@ -290,6 +327,11 @@ def _count_attempt(*, user: UserModel, now: float) -> None:
 
 
 _COUNT_TRIES = 20
+
+
+def _refuse_while_locked(locked_until: datetime | None, moment: datetime) -> None:
+    if locked_until is not None and locked_until > moment:
+        raise LockedOut(retry_after=_seconds_until(locked_until, moment))
 
 
 def _seconds_until(moment_later: datetime, moment: datetime) -> int:
