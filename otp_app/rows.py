@@ -1,8 +1,9 @@
-"""The rows every request reads (its session, its account), fetched with one plain SQL statement.
+"""The rows every request reads (its session, its account) and the one counter a wrong code
+writes, each with one plain SQL statement.
 
 Django compiles each queryset to SQL anew, which costs several times what these indexed lookups
 take the database; the statements here are built once per model, conditions and database, and
-the values read are converted by the same converters the ORM applies.
+values are prepared and converted by the same methods the ORM uses.
 """
 import functools
 from dataclasses import dataclass
@@ -22,15 +23,27 @@ class _Select:
 _OPERATORS = {"=", ">"}
 
 
+def _where(model, connection, conditions) -> tuple[str, list]:
+    quote = connection.ops.quote_name
+    compared = [model._meta.get_field(name) for name, _ in conditions]
+    assert all(operator in _OPERATORS for _, operator in conditions)
+    return " AND ".join(f"{quote(field.column)} {operator} %s" for field, (_, operator) in zip(compared, conditions)), compared
+
+
+def _prepared(fields, values, connection) -> list | None:
+    try:
+        return [field.get_db_prep_value(value, connection, prepared=False) for field, value in zip(fields, values)]
+    except (ValidationError, ValueError, TypeError):
+        return None  # a value no row can hold (a malformed id): no row matches
+
+
 # Keyed by the connection object: each thread has its own, and the converters are its methods.
 @functools.lru_cache(maxsize=64)
 def _select(model: type[models.Model], connection, conditions: tuple[tuple[str, str], ...]) -> _Select:
     quote = connection.ops.quote_name
     fields = model._meta.concrete_fields
     table = model._meta.db_table
-    compared = [model._meta.get_field(name) for name, _ in conditions]
-    assert all(operator in _OPERATORS for _, operator in conditions)
-    where = " AND ".join(f"{quote(field.column)} {operator} %s" for field, (_, operator) in zip(compared, conditions))
+    where, compared = _where(model, connection, conditions)
     sql = f"SELECT {', '.join(quote(field.column) for field in fields)} FROM {quote(table)} WHERE {where}"
     columns = [field.get_col(table) for field in fields]
     converters = [
@@ -47,13 +60,9 @@ def first(model: type[models.Model], *conditions: tuple[str, str, object]):
     alias = router.db_for_read(model)
     connection = connections[alias]
     select = _select(model, connection, tuple((name, operator) for name, operator, _ in conditions))
-    try:
-        params = [
-            field.get_db_prep_value(value, connection, prepared=False)
-            for field, (_, _, value) in zip(select.conditions, conditions)
-        ]
-    except (ValidationError, ValueError, TypeError):
-        return None  # a value no row can hold (a malformed id): no row
+    params = _prepared(select.conditions, [value for _, _, value in conditions], connection)
+    if params is None:
+        return None
     with connection.cursor() as cursor:
         cursor.execute(select.sql, params)
         row = cursor.fetchone()
@@ -65,3 +74,26 @@ def first(model: type[models.Model], *conditions: tuple[str, str, object]):
             value = converter(value, column, connection)
         values.append(value)
     return model.from_db(alias, select.attnames, values)
+
+
+@functools.lru_cache(maxsize=64)
+def _update(model, connection, names: tuple[str, ...], conditions: tuple[tuple[str, str], ...]):
+    quote = connection.ops.quote_name
+    assigned = [model._meta.get_field(name) for name in names]
+    where, compared = _where(model, connection, conditions)
+    assignments = ", ".join(f"{quote(field.column)} = %s" for field in assigned)
+    return f"UPDATE {quote(model._meta.db_table)} SET {assignments} WHERE {where}", assigned + compared
+
+
+def update(model: type[models.Model], values: dict, *conditions: tuple[str, str, object]) -> int:
+    """`model.objects.filter(...).update(**values)` for plain values and comparisons: the number
+    of rows changed, so that a conditional UPDATE's row count can decide a race."""
+    alias = router.db_for_write(model)
+    connection = connections[alias]
+    sql, fields = _update(model, connection, tuple(values), tuple((name, operator) for name, operator, _ in conditions))
+    params = _prepared(fields, [*values.values(), *(value for _, _, value in conditions)], connection)
+    if params is None:
+        return 0
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return cursor.rowcount

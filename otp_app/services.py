@@ -15,7 +15,7 @@ from django.contrib.auth.hashers import make_password
 from django.db import IntegrityError, transaction
 from django.db.models import F, Q
 
-from . import crypto, totp
+from . import crypto, rows, totp
 from .models import RecoveryCode, UserModel, normalise_email
 
 
@@ -313,8 +313,10 @@ def _count_attempt(*, user: UserModel, now: float) -> None:
         lock = moment + timedelta(seconds=delay) if delay is not None else None
         # The lock is only ever set or cleared together with a change of the count, so a
         # count still equal to the one read also means the lock state read still holds.
-        if UserModel.objects.filter(pk=user.pk, failed_attempts=failures).update(
-            failed_attempts=failures + 1, locked_until=lock
+        # The guessing path: one plain statement (rows.py), not a compiled queryset.
+        if rows.update(
+            UserModel, {"failed_attempts": failures + 1, "locked_until": lock},
+            ("id", "=", user.pk), ("failed_attempts", "=", failures),
         ):
             user.failed_attempts, user.locked_until = failures + 1, lock
             return

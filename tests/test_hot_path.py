@@ -1,0 +1,117 @@
+"""The cheap paths stay cheap (issue 6): how many statements each hot request makes, and what it
+writes. Counts, not timings: the benchmark (bench/) measures time; these catch a lost lever."""
+from importlib import import_module
+
+import pytest
+from django.conf import settings
+from django.contrib.sessions.models import Session
+from django.core.cache import cache
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+
+from otp_app import services, session_backends
+from otp_app.models import UserModel
+
+from .conftest import PASSWORD, code_for, login
+
+SessionStore = import_module(settings.SESSION_ENGINE).SessionStore
+VALIDATE = "/api/auth/otp/validate"
+
+
+def statements(run):
+    with CaptureQueriesContext(connection) as captured:
+        response = run()
+    return response, [query["sql"] for query in captured.captured_queries]
+
+
+def writes_to(table, sql):
+    return [query for query in sql if table in query and query.split()[0] in ("INSERT", "UPDATE", "DELETE")]
+
+
+def test_wrong_code_reads_session_and_account_and_writes_one_conditional_update(pending_client, clock):
+    response, sql = statements(lambda: pending_client.post(VALIDATE, {"token": "000000"}, format="json"))
+    assert response.status_code == 400
+    assert len(sql) <= 3  # the session (from Redis when configured), the account, the count
+    assert len(writes_to(UserModel._meta.db_table, sql)) == 1
+
+
+def test_locked_account_is_refused_from_the_rows_read_without_a_write(pending_client, user_with_2fa, clock):
+    for _ in range(settings.TWOFA_LOCKOUT_THRESHOLD):
+        pending_client.post(VALIDATE, {"token": "000000"}, format="json")
+    response, sql = statements(
+        lambda: pending_client.post(VALIDATE, {"token": code_for(user_with_2fa.otp_secret, clock)}, format="json")
+    )
+    assert response.status_code == 429
+    assert len(sql) <= 2 and not [query for query in sql if query.split()[0] != "SELECT"]
+
+
+def test_locked_account_is_refused_before_the_secret_is_decrypted(pending_client, clock, monkeypatch):
+    for _ in range(settings.TWOFA_LOCKOUT_THRESHOLD):
+        pending_client.post(VALIDATE, {"token": "000000"}, format="json")
+
+    def no_decrypting(token):
+        raise AssertionError("a locked account's secret was decrypted")
+
+    monkeypatch.setattr(services.crypto, "decrypt", no_decrypting)
+    assert pending_client.post(VALIDATE, {"token": "000000"}, format="json").status_code == 429
+
+
+def test_me_reads_the_session_and_the_account_only(logged_in_client):
+    response, sql = statements(lambda: logged_in_client.get("/api/auth/me"))
+    assert response.status_code == 200
+    assert len(sql) <= 2 and all(query.startswith("SELECT") for query in sql)
+
+
+def test_right_code_is_accepted_by_one_update_of_the_account(pending_client, user_with_2fa, clock):
+    token = code_for(user_with_2fa.otp_secret, clock)
+    response, sql = statements(lambda: pending_client.post(VALIDATE, {"token": token}, format="json"))
+    assert response.status_code == 200
+    # The code's acceptance (also resetting the count) and Django's last_login.
+    account_writes = writes_to(UserModel._meta.db_table, sql)
+    assert len(account_writes) == 2 and "last_accepted_step" in account_writes[0]
+
+
+def test_new_session_key_is_written_once_with_its_data(pending_client, user_with_2fa, clock):
+    pending_key = pending_client.cookies["sessionid"].value
+    token = code_for(user_with_2fa.otp_secret, clock)
+    response, sql = statements(lambda: pending_client.post(VALIDATE, {"token": token}, format="json"))
+    assert response.status_code == 200
+    session_writes = writes_to(Session._meta.db_table, sql)
+    # The DELETE of the pending key and one INSERT of the new one (no empty row updated later).
+    assert [query.split()[0] for query in session_writes] == ["DELETE", "INSERT"]
+    new_key = pending_client.cookies["sessionid"].value
+    assert new_key != pending_key
+    assert not Session.objects.filter(session_key=pending_key).exists()
+    assert SessionStore(new_key).get("_auth_user_id") == str(user_with_2fa.pk)
+
+
+def test_login_writes_its_session_row_once(user, api, clock):
+    response, sql = statements(lambda: login(api, user.email))
+    assert response.status_code == 200
+    assert [query.split()[0] for query in writes_to(Session._meta.db_table, sql)] == ["INSERT"]
+
+
+def test_a_new_key_that_collides_is_drawn_again_and_never_overwrites_a_session(db, monkeypatch):
+    taken = SessionStore()
+    taken["owner"] = "someone else"
+    taken.save()
+    keys = iter([taken.session_key, "n" * 32])
+    monkeypatch.setattr(session_backends, "get_random_string", lambda length, chars: next(keys))
+    fresh = SessionStore()
+    fresh["owner"] = "me"
+    fresh.save()
+    assert fresh.session_key == "n" * 32
+    assert SessionStore(taken.session_key)["owner"] == "someone else"
+    assert SessionStore("n" * 32)["owner"] == "me"
+
+
+def test_checking_the_login_limits_writes_nothing_to_the_cache(user, api, clock, monkeypatch):
+    written = []
+    for method in ("add", "set", "incr", "set_many"):
+        original = getattr(cache, method)
+        monkeypatch.setattr(cache, method, lambda *args, _original=original, _name=method, **kwargs: (
+            written.append((_name, args[0])), _original(*args, **kwargs))[1])
+    assert login(api, user.email).status_code == 200
+    assert [key for _, key in written if ":rl:" in key or key.startswith("rl:")] == []
+    assert login(api, user.email, "wrong password!").status_code == 400
+    assert len([key for _, key in written if "rl:" in key]) >= 2  # a failure is counted, per limit

@@ -1,0 +1,74 @@
+"""rows.py: the hot path's plain SQL reads and writes give exactly what the ORM gives."""
+import uuid
+from datetime import datetime, timedelta, timezone
+
+import pytest
+from django.contrib.sessions.models import Session
+from django.utils import timezone as django_timezone
+
+from otp_app import rows
+from otp_app.models import UserModel
+
+from .conftest import make_user
+
+FIELDS = [field.attname for field in UserModel._meta.concrete_fields]
+
+
+@pytest.fixture
+def locked_user(db):
+    return make_user(
+        otp_enabled=True, otp_verified=True, otp_secret="JBSWY3DPEHPK3PXP", failed_attempts=6,
+        last_accepted_step=59_999_999, locked_until=datetime(2027, 1, 1, 12, 30, 15, 250_000, tzinfo=timezone.utc),
+    )
+
+
+def test_first_reads_every_field_as_the_orm_does(locked_user):
+    UserModel.objects.filter(pk=locked_user.pk).update(last_login=datetime(2026, 5, 1, tzinfo=timezone.utc))
+    expected = UserModel.objects.get(pk=locked_user.pk)
+    found = rows.first(UserModel, ("id", "=", locked_user.pk))
+    assert {name: getattr(found, name) for name in FIELDS} == {name: getattr(expected, name) for name in FIELDS}
+    assert isinstance(found.pk, uuid.UUID)
+    assert found.locked_until.tzinfo is not None
+    assert found.otp_enabled is True and found.is_staff is False
+    assert found._state.adding is False  # a row from the database, as `from_db` makes it
+
+
+def test_first_takes_the_id_as_a_string_too(locked_user):
+    assert rows.first(UserModel, ("id", "=", str(locked_user.pk))).pk == locked_user.pk
+
+
+@pytest.mark.parametrize("user_id", [uuid.uuid4(), "not-a-uuid", "", None, 42])
+def test_first_finds_nothing_for_an_unknown_or_malformed_id(locked_user, user_id):
+    assert rows.first(UserModel, ("id", "=", user_id)) is None
+
+
+def test_first_applies_every_condition(locked_user):
+    assert rows.first(UserModel, ("id", "=", locked_user.pk), ("is_active", "=", True)) is not None
+    UserModel.objects.filter(pk=locked_user.pk).update(is_active=False)
+    assert rows.first(UserModel, ("id", "=", locked_user.pk), ("is_active", "=", True)) is None
+
+
+def test_first_compares_datetimes_with_greater_than(db):
+    now = django_timezone.now()
+    Session.objects.create(session_key="k" * 32, session_data="x", expire_date=now + timedelta(seconds=5))
+    assert rows.first(Session, ("session_key", "=", "k" * 32), ("expire_date", ">", now)).session_data == "x"
+    assert rows.first(Session, ("session_key", "=", "k" * 32), ("expire_date", ">", now + timedelta(seconds=5))) is None
+
+
+def test_update_changes_only_rows_meeting_its_conditions_and_counts_them(locked_user):
+    lock = datetime(2027, 2, 3, 4, 5, 6, tzinfo=timezone.utc)
+    changes = {"failed_attempts": 7, "locked_until": lock}
+    assert rows.update(UserModel, changes, ("id", "=", locked_user.pk), ("failed_attempts", "=", 5)) == 0
+    assert rows.update(UserModel, changes, ("id", "=", locked_user.pk), ("failed_attempts", "=", 6)) == 1
+    stored = UserModel.objects.get(pk=locked_user.pk)
+    assert (stored.failed_attempts, stored.locked_until) == (7, lock)
+
+
+def test_update_clears_a_value_to_null(locked_user):
+    assert rows.update(UserModel, {"locked_until": None}, ("id", "=", str(locked_user.pk))) == 1
+    assert UserModel.objects.get(pk=locked_user.pk).locked_until is None
+
+
+def test_update_of_a_malformed_id_changes_nothing(locked_user):
+    assert rows.update(UserModel, {"failed_attempts": 0}, ("id", "=", "not-a-uuid")) == 0
+    assert UserModel.objects.get(pk=locked_user.pk).failed_attempts == 6
