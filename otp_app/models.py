@@ -10,6 +10,8 @@ from django.db import models
 from django.db.models.functions import Lower
 from django.utils import timezone
 
+from . import rows
+
 
 def normalise_email(email: str) -> str:
     # One spelling per mailbox: " Ann@Example.COM " and "ann@example.com" are one account.
@@ -20,7 +22,11 @@ class UserManager(BaseUserManager):
     use_in_migrations = True
 
     def get_by_natural_key(self, username):
-        return self.get(email=normalise_email(username))
+        # Every login looks the account up: one plain statement (rows.py), not a compiled queryset.
+        user = rows.first(self.model, ("email", "=", normalise_email(username)))
+        if user is None:
+            raise self.model.DoesNotExist
+        return user
 
     def create_user(self, email, name, password=None, **extra_fields):
         if not email:
