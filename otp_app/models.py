@@ -6,6 +6,7 @@ module only says what is stored and what the database itself guarantees.
 import uuid
 
 from django.contrib.auth.models import AbstractBaseUser, BaseUserManager, PermissionsMixin
+from django.contrib.sessions.base_session import AbstractBaseSession
 from django.db import models
 from django.db.models.functions import Lower
 from django.utils import timezone
@@ -129,3 +130,17 @@ class SecurityEvent(models.Model):
 
     def __str__(self):
         return f"{self.get_kind_display()}: {self.email or '-'}"
+
+
+class Session(AbstractBaseSession):
+    """A session, with the account it belongs to (pending or full) as a column: reading a
+    session reads its account in the same statement (session_backends), and deleting an
+    account deletes its sessions."""
+
+    user = models.ForeignKey(UserModel, null=True, blank=True, on_delete=models.CASCADE, related_name="+")
+
+    @classmethod
+    def get_session_store_class(cls):
+        from .session_backends.db import SessionStore
+
+        return SessionStore

@@ -13,21 +13,30 @@ from django.db import connections, models, router
 
 
 @dataclass(frozen=True)
+class _Part:
+    model: type[models.Model]
+    attnames: list[str]
+    converters: list  # per column: (its Col expression, the ORM's converters for it)
+
+
+@dataclass(frozen=True)
 class _Select:
     sql: str
-    attnames: list[str]
-    converters: list  # per selected column: (its Col expression, the ORM's converters for it)
+    parts: list[_Part]  # the model read, then the related one when joined
     conditions: list  # the fields compared, to prepare the values
 
 
 _OPERATORS = {"=", ">"}
 
 
-def _where(model, connection, conditions) -> tuple[str, list]:
+def _where(model, connection, conditions, prefix: str = "") -> tuple[str, list]:
     quote = connection.ops.quote_name
     compared = [model._meta.get_field(name) for name, _ in conditions]
     assert all(operator in _OPERATORS for _, operator in conditions)
-    return " AND ".join(f"{quote(field.column)} {operator} %s" for field, (_, operator) in zip(compared, conditions)), compared
+    where = " AND ".join(
+        f"{prefix}{quote(field.column)} {operator} %s" for field, (_, operator) in zip(compared, conditions)
+    )
+    return where, compared
 
 
 def _prepared(fields, values, connection) -> list | None:
@@ -37,43 +46,75 @@ def _prepared(fields, values, connection) -> list | None:
         return None  # a value no row can hold (a malformed id): no row matches
 
 
-# Keyed by the connection object: each thread has its own, and the converters are its methods.
-@functools.lru_cache(maxsize=64)
-def _select(model: type[models.Model], connection, conditions: tuple[tuple[str, str], ...]) -> _Select:
+def _part(model, connection, table_alias: str) -> tuple[list[str], _Part]:
     quote = connection.ops.quote_name
     fields = model._meta.concrete_fields
-    table = model._meta.db_table
-    where, compared = _where(model, connection, conditions)
-    sql = f"SELECT {', '.join(quote(field.column) for field in fields)} FROM {quote(table)} WHERE {where}"
-    columns = [field.get_col(table) for field in fields]
+    columns = [field.get_col(table_alias) for field in fields]
     converters = [
         (column, tuple(connection.ops.get_db_converters(column) + column.get_db_converters(connection)))
         for column in columns
     ]
-    return _Select(sql, [field.attname for field in fields], converters, compared)
+    selected = [f"{table_alias}.{quote(field.column)}" for field in fields]
+    return selected, _Part(model, [field.attname for field in fields], converters)
+
+
+# Keyed by the connection object: each thread has its own, and the converters are its methods.
+@functools.lru_cache(maxsize=64)
+def _select(model, connection, conditions: tuple[tuple[str, str], ...], joined: str | None) -> _Select:
+    quote = connection.ops.quote_name
+    selected, part = _part(model, connection, "t0")
+    parts = [part]
+    source = f"{quote(model._meta.db_table)} t0"
+    if joined is not None:
+        foreign_key = model._meta.get_field(joined)
+        related = foreign_key.related_model
+        related_selected, related_part = _part(related, connection, "t1")
+        selected += related_selected
+        parts.append(related_part)
+        source += (
+            f" LEFT JOIN {quote(related._meta.db_table)} t1"
+            f" ON t1.{quote(related._meta.pk.column)} = t0.{quote(foreign_key.column)}"
+        )
+    where, compared = _where(model, connection, conditions, prefix="t0.")
+    return _Select(f"SELECT {', '.join(selected)} FROM {source} WHERE {where}", parts, compared)
 
 
 def first(model: type[models.Model], *conditions: tuple[str, str, object]):
     """The row of `model` matching every (field, operator, value) condition, or None: what
     `model.objects.filter(...).first()` gives when the conditions select at most one row
     (a primary or unique key), without compiling a queryset."""
+    return _first(model, conditions, joined=None)[0]
+
+
+def first_with(model: type[models.Model], joined: str, *conditions: tuple[str, str, object]):
+    """Like `first`, with the row its foreign key `joined` points to read in the same statement:
+    (row or None, related row or None)."""
+    return _first(model, conditions, joined=joined)
+
+
+def _first(model, conditions, *, joined):
     alias = router.db_for_read(model)
     connection = connections[alias]
-    select = _select(model, connection, tuple((name, operator) for name, operator, _ in conditions))
+    select = _select(model, connection, tuple((name, operator) for name, operator, _ in conditions), joined)
     params = _prepared(select.conditions, [value for _, _, value in conditions], connection)
     if params is None:
-        return None
+        return None, None
     with connection.cursor() as cursor:
         cursor.execute(select.sql, params)
         row = cursor.fetchone()
     if row is None:
-        return None
-    values = []
-    for value, (column, converters) in zip(row, select.converters):
-        for converter in converters:
-            value = converter(value, column, connection)
-        values.append(value)
-    return model.from_db(alias, select.attnames, values)
+        return None, None
+    found, offset = [], 0
+    for part in select.parts:
+        values = []
+        for value, (column, converters) in zip(row[offset:], part.converters):
+            for converter in converters:
+                value = converter(value, column, connection)
+            values.append(value)
+        offset += len(part.converters)
+        pk = values[part.attnames.index(part.model._meta.pk.attname)]
+        found.append(part.model.from_db(alias, part.attnames, values) if pk is not None else None)
+    return found[0], (found[1] if joined is not None else None)
 
 
 @functools.lru_cache(maxsize=64)

@@ -12,7 +12,7 @@ from django.contrib import auth
 from django.utils.crypto import constant_time_compare
 from rest_framework import authentication, exceptions, permissions
 
-from . import backends, clock, rows
+from . import backends, clock
 from .models import UserModel
 
 PENDING = "pending"
@@ -58,6 +58,14 @@ def end(request) -> None:
     auth.logout(request)
 
 
+def account_id(data: dict) -> str | None:
+    """The id of the account a session belongs to, full or pending, from its data."""
+    pending = data.get(_PENDING_KEY)
+    if isinstance(pending, dict):
+        return pending.get("user_id")
+    return data.get(auth.SESSION_KEY)
+
+
 def pending_user(request, *, now: float) -> UserModel | None:
     pending = request.session.get(_PENDING_KEY)
     if not isinstance(pending, dict):
@@ -65,8 +73,8 @@ def pending_user(request, *, now: float) -> UserModel | None:
     if now - pending.get("since", 0) > settings.TWOFA_PENDING_SECONDS:
         request.session.pop(_PENDING_KEY, None)
         return None
-    user = rows.first(UserModel, ("id", "=", pending.get("user_id")), ("is_active", "=", True))
-    if user is None or not constant_time_compare(pending.get("hash", ""), user.get_session_auth_hash()):
+    user = backends.account(request.session, pending.get("user_id"))
+    if user is None or not user.is_active or not constant_time_compare(pending.get("hash", ""), user.get_session_auth_hash()):
         return None
     return user
 

@@ -12,7 +12,7 @@ import sys
 import pytest
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 from django.contrib.auth.hashers import make_password
-from django.contrib.sessions.models import Session
+from otp_app.models import Session
 from django.core.management import call_command
 from django.db import connection
 from django.db.migrations.executor import MigrationExecutor

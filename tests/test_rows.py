@@ -3,7 +3,7 @@ import uuid
 from datetime import datetime, timedelta, timezone
 
 import pytest
-from django.contrib.sessions.models import Session
+from otp_app.models import Session
 from django.utils import timezone as django_timezone
 
 from otp_app import rows

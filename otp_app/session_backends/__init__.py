@@ -1,6 +1,8 @@
 """Django's database-backed session stores (SESSION_ENGINE), made cheaper on the hot path.
 
-- A session's row is read with one plain SQL statement (rows.py) rather than a queryset.
+- Sessions are rows of `otp_app.Session`, which names the session's account in a column; one
+  plain SQL statement (rows.py) reads the session and its account together, and the account is
+  handed to authentication (backends.py) instead of being read again.
 - A new session key (login, otp/validate) is not written as an empty row that the response
   then updates: the row is inserted once, with its data, when the response saves the session.
 Everything else (signing, expiry, key format, the cache in `cached_db`) is Django's.
@@ -11,21 +13,38 @@ from django.utils.crypto import get_random_string
 
 from .. import rows
 
+_KEY_DRAWS = 5  # a key collides with one in use practically never; anything else is an error
+
 
 class CheapReadsAndWrites:
+    # The account of the session's row, read with it; None when not read from the database
+    # (a cached session, a new one) or when the session belongs to no account.
+    account = None
     _unsaved_key = False
 
+    @classmethod
+    def get_model_class(cls):
+        from ..models import Session
+
+        return Session
+
     def _get_session_from_db(self):
-        session = rows.first(
-            self.model, ("session_key", "=", self.session_key), ("expire_date", ">", timezone.now())
+        session, self.account = rows.first_with(
+            self.model, "user", ("session_key", "=", self.session_key), ("expire_date", ">", timezone.now())
         )
         if session is None:
             self._session_key = None
         return session
 
+    def create_model_instance(self, data):
+        from ..sessions import account_id
+
+        session = super().create_model_instance(data)
+        session.user_id = account_id(data)
+        return session
+
     def create(self):
-        # A fresh key that no row holds yet; save() inserts it, choosing again on a collision
-        # (32 characters from 36: practically never).
+        # A fresh key that no row holds yet; save() inserts it, drawing again on a collision.
         self._session_key = get_random_string(32, VALID_KEY_CHARS)
         self._unsaved_key = True
         self.modified = True
@@ -35,7 +54,7 @@ class CheapReadsAndWrites:
     def save(self, must_create=False):
         if self.session_key is None:
             self.create()
-        while True:
+        for _ in range(_KEY_DRAWS):
             try:
                 super().save(must_create=must_create or self._unsaved_key)
             except CreateError:
@@ -45,3 +64,4 @@ class CheapReadsAndWrites:
                 continue
             self._unsaved_key = False
             return
+        raise CreateError
