@@ -5,3 +5,12 @@ class OtpAppConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
     name = "otp_app"
     verbose_name = "Two-factor authentication"
+
+    def ready(self):
+        from django.contrib.auth.signals import user_logged_in
+
+        from . import backends
+
+        # Django's own receiver saves the user through a compiled queryset on every login.
+        user_logged_in.disconnect(dispatch_uid="update_last_login")
+        user_logged_in.connect(backends.update_last_login, dispatch_uid="update_last_login")

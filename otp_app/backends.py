@@ -9,6 +9,7 @@ from contextvars import ContextVar
 from django.contrib import auth
 from django.contrib.auth.backends import ModelBackend
 from django.contrib.auth.middleware import AuthenticationMiddleware as DjangoAuthenticationMiddleware
+from django.utils import timezone
 from django.utils.functional import SimpleLazyObject
 
 from . import rows
@@ -53,3 +54,9 @@ class AuthenticationMiddleware(DjangoAuthenticationMiddleware):
     def process_request(self, request):
         super().process_request(request)
         request.user = SimpleLazyObject(lambda: user_of(request))
+
+
+def update_last_login(sender, user, **kwargs):
+    """Django's receiver of the same name (user_logged_in), as one plain UPDATE."""
+    user.last_login = timezone.now()
+    rows.update(UserModel, {"last_login": user.last_login}, ("id", "=", user.pk))

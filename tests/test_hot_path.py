@@ -146,3 +146,9 @@ def test_the_account_read_with_the_session_is_the_one_the_session_names(logged_i
         caches[cache_name].clear()  # read the row again
     response = logged_in_client.get("/api/auth/me")
     assert response.status_code == 200 and response.json()["user"]["email"] == user.email
+
+
+def test_login_records_last_login(user, api, clock):
+    assert UserModel.objects.get(pk=user.pk).last_login is None
+    assert login(api, user.email).status_code == 200
+    assert UserModel.objects.get(pk=user.pk).last_login is not None
