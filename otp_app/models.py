@@ -137,7 +137,11 @@ class Session(AbstractBaseSession):
     session reads its account in the same statement (session_backends), and deleting an
     account deletes its sessions."""
 
-    user = models.ForeignKey(UserModel, null=True, blank=True, on_delete=models.CASCADE, related_name="+")
+    # No constraint in the database: a session saved by a request still running when its account
+    # was deleted must not fail; it names no account any more, and reads as no login.
+    user = models.ForeignKey(
+        UserModel, null=True, blank=True, on_delete=models.CASCADE, related_name="+", db_constraint=False
+    )
 
     @classmethod
     def get_session_store_class(cls):

@@ -5,11 +5,12 @@ Django compiles each queryset to SQL anew, which costs several times what these 
 take the database; the statements here are built once per model, conditions and database, and
 values are prepared and converted by the same methods the ORM uses.
 """
+import contextlib
 import functools
 from dataclasses import dataclass
 
 from django.core.exceptions import ValidationError
-from django.db import connections, models, router
+from django.db import connections, models, router, transaction
 
 
 @dataclass(frozen=True)
@@ -138,3 +139,24 @@ def update(model: type[models.Model], values: dict, *conditions: tuple[str, str,
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
         return cursor.rowcount
+
+
+@functools.lru_cache(maxsize=64)
+def _insert(model, connection, names: tuple[str, ...]):
+    quote = connection.ops.quote_name
+    fields = [model._meta.get_field(name) for name in names]
+    columns = ", ".join(quote(field.column) for field in fields)
+    return f"INSERT INTO {quote(model._meta.db_table)} ({columns}) VALUES ({', '.join(['%s'] * len(fields))})", fields
+
+
+def insert(model: type[models.Model], values: dict) -> None:
+    """One row of `model` with these values (every column without a default), as one plain
+    INSERT; IntegrityError as the ORM raises it. No primary key is read back."""
+    alias = router.db_for_write(model)
+    connection = connections[alias]
+    sql, fields = _insert(model, connection, tuple(values))
+    params = [field.get_db_prep_save(value, connection) for field, value in zip(fields, values.values())]
+    # Inside a transaction a failed INSERT must not abort it (PostgreSQL): give it a savepoint.
+    with transaction.atomic(using=alias) if connection.in_atomic_block else contextlib.nullcontext():
+        with connection.cursor() as cursor:
+            cursor.execute(sql, params)

@@ -152,3 +152,29 @@ def test_login_records_last_login(user, api, clock):
     assert UserModel.objects.get(pk=user.pk).last_login is None
     assert login(api, user.email).status_code == 200
     assert UserModel.objects.get(pk=user.pk).last_login is not None
+
+
+def test_a_session_saved_after_its_account_was_deleted_reads_as_no_login(user, api):
+    from django.contrib import auth
+
+    from otp_app import backends
+
+    store = SessionStore()
+    store[auth.SESSION_KEY] = str(user.pk)
+    store[auth.BACKEND_SESSION_KEY] = backends.PATH
+    store[auth.HASH_SESSION_KEY] = user.get_session_auth_hash()
+    UserModel.objects.filter(pk=user.pk).delete()
+    store.save()  # a request that was still running: no error
+    api.cookies["sessionid"] = store.session_key
+    assert api.get("/api/auth/me").status_code == 401
+
+
+def test_a_session_deleted_while_its_request_ran_is_not_written_again(logged_in_client, db):
+    key = logged_in_client.cookies["sessionid"].value
+    store = SessionStore(key)
+    store["seen"] = True
+    Session.objects.filter(session_key=key).delete()
+    with pytest.raises(Exception) as raised:
+        store.save()
+    assert type(raised.value).__name__ == "UpdateError"
+    assert not Session.objects.filter(session_key=key).exists()

@@ -5,9 +5,12 @@
   handed to authentication (backends.py) instead of being read again.
 - A new session key (login, otp/validate) is not written as an empty row that the response
   then updates: the row is inserted once, with its data, when the response saves the session.
+- A session's row is written with one plain INSERT or UPDATE, not a model save.
 Everything else (signing, expiry, key format, the cache in `cached_db`) is Django's.
 """
-from django.contrib.sessions.backends.base import VALID_KEY_CHARS, CreateError
+from django.contrib.sessions.backends import db
+from django.contrib.sessions.backends.base import VALID_KEY_CHARS, CreateError, UpdateError
+from django.db import IntegrityError
 from django.utils import timezone
 from django.utils.crypto import get_random_string
 
@@ -65,3 +68,19 @@ class CheapReadsAndWrites:
             self._unsaved_key = False
             return
         raise CreateError
+
+
+class PlainWrites(db.SessionStore):
+    """Django's database save (below `cached_db`'s, which adds the cache), as plain statements."""
+
+    def save(self, must_create=False):
+        data = self._get_session(no_load=must_create)
+        session = self.create_model_instance(data)
+        values = {"session_data": session.session_data, "expire_date": session.expire_date, "user": session.user_id}
+        if must_create:
+            try:
+                rows.insert(self.model, {"session_key": session.session_key, **values})
+            except IntegrityError as error:
+                raise CreateError from error
+        elif not rows.update(self.model, values, ("session_key", "=", session.session_key)):
+            raise UpdateError  # the session was deleted meanwhile (Django's answer: SessionInterrupted)
