@@ -1,5 +1,5 @@
-"""The rows every request reads (its session, its account) and the one counter a wrong code
-writes, each with one plain SQL statement.
+"""The rows the hot path reads (a session with its account, an account) and writes (a wrong
+code's count, a session, last_login), each with one plain SQL statement.
 
 Django compiles each queryset to SQL anew, which costs several times what these indexed lookups
 take the database; the statements here are built once per model, conditions and database, and
@@ -33,7 +33,8 @@ _OPERATORS = {"=", ">"}
 def _where(model, connection, conditions, prefix: str = "") -> tuple[str, list]:
     quote = connection.ops.quote_name
     compared = [model._meta.get_field(name) for name, _ in conditions]
-    assert all(operator in _OPERATORS for _, operator in conditions)
+    if any(operator not in _OPERATORS for _, operator in conditions):
+        raise ValueError(f"rows.py compares with {sorted(_OPERATORS)} only")
     where = " AND ".join(
         f"{prefix}{quote(field.column)} {operator} %s" for field, (_, operator) in zip(compared, conditions)
     )
