@@ -9,7 +9,7 @@ from datetime import datetime, timezone
 
 from django.conf import settings
 
-from . import clock, signals
+from . import clock, rows, signals
 from .models import SecurityEvent, UserModel
 
 logger = logging.getLogger("otp_app.security")
@@ -18,7 +18,7 @@ Kind = SecurityEvent.Kind
 
 
 def record(request, kind: str, *, user: UserModel | None = None, email: str = "", **detail) -> SecurityEvent:
-    event = SecurityEvent.objects.create(
+    event = SecurityEvent(
         kind=kind,
         created_at=datetime.fromtimestamp(clock.now(), tz=timezone.utc),
         user=user,
@@ -27,6 +27,7 @@ def record(request, kind: str, *, user: UserModel | None = None, email: str = ""
         user_agent=request.headers.get("User-Agent", "")[:512],
         detail=detail,
     )
+    rows.add(event)  # every login writes one: a plain INSERT
     logger.info(
         "security event %s email=%s address=%s detail=%s", kind, event.email, event.client_address, detail
     )

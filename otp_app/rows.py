@@ -1,5 +1,5 @@
 """The rows the hot path reads (a session with its account, an account) and writes (a wrong
-code's count, a session, last_login), each with one plain SQL statement.
+code's count, a session, last_login, a security event), each with one plain SQL statement.
 
 Django compiles each queryset to SQL anew, which costs several times what these indexed lookups
 take the database; the statements here are built once per model, conditions and database, and
@@ -161,3 +161,27 @@ def insert(model: type[models.Model], values: dict) -> None:
     with transaction.atomic(using=alias) if connection.in_atomic_block else contextlib.nullcontext():
         with connection.cursor() as cursor:
             cursor.execute(sql, params)
+
+
+def add(instance: models.Model) -> None:
+    """`instance.save()` of a new row as one plain INSERT, reading an automatic primary key back.
+    Sends no pre_save/post_save signal (the audit trail has signals of its own)."""
+    model = type(instance)
+    meta = model._meta
+    alias = router.db_for_write(model)
+    connection = connections[alias]
+    auto_pk = meta.auto_field is not None and instance.pk is None
+    fields = [field for field in meta.concrete_fields if not (auto_pk and field is meta.auto_field)]
+    sql, _ = _insert(model, connection, tuple(field.name for field in fields))
+    params = [field.get_db_prep_save(field.pre_save(instance, True), connection) for field in fields]
+    returning = auto_pk and connection.features.can_return_columns_from_insert
+    if returning:
+        sql += " " + connection.ops.return_insert_columns([meta.pk])[0]
+    with transaction.atomic(using=alias) if connection.in_atomic_block else contextlib.nullcontext():
+        with connection.cursor() as cursor:
+            cursor.execute(sql, params)
+            if returning:
+                instance.pk = cursor.fetchone()[0]
+            elif auto_pk:
+                instance.pk = connection.ops.last_insert_id(cursor, meta.db_table, meta.pk.column)
+    instance._state.adding, instance._state.db = False, alias

@@ -72,3 +72,29 @@ def test_update_clears_a_value_to_null(locked_user):
 def test_update_of_a_malformed_id_changes_nothing(locked_user):
     assert rows.update(UserModel, {"failed_attempts": 0}, ("id", "=", "not-a-uuid")) == 0
     assert UserModel.objects.get(pk=locked_user.pk).failed_attempts == 6
+
+
+def test_add_inserts_a_new_row_and_reads_its_automatic_key_back(locked_user):
+    from otp_app.models import SecurityEvent
+
+    first = SecurityEvent(kind="login_failed", user=locked_user, email="x@example.com", client_address="2001:db8::1", detail={"n": 1})
+    second = SecurityEvent(kind="registered", email="y@example.com")
+    rows.add(first)
+    rows.add(second)
+    assert first.pk is not None and second.pk > first.pk
+    assert first._state.adding is False
+    stored = SecurityEvent.objects.get(pk=first.pk)
+    assert (stored.kind, stored.user_id, stored.email, stored.client_address, stored.detail) == (
+        "login_failed", locked_user.pk, "x@example.com", "2001:db8::1", {"n": 1},
+    )
+    assert stored.created_at == first.created_at
+    assert SecurityEvent.objects.get(pk=second.pk).user_id is None
+
+
+def test_insert_of_a_taken_key_raises_integrity_error(db):
+    from django.db import IntegrityError
+
+    rows.insert(Session, {"session_key": "k" * 32, "session_data": "x", "expire_date": django_timezone.now()})
+    with pytest.raises(IntegrityError):
+        rows.insert(Session, {"session_key": "k" * 32, "session_data": "y", "expire_date": django_timezone.now()})
+    assert Session.objects.get(session_key="k" * 32).session_data == "x"
