@@ -17,7 +17,7 @@ from django.db import connections, models, router, transaction
 class _Part:
     model: type[models.Model]
     attnames: list[str]
-    converters: list  # per column: (its Col expression, the ORM's converters for it)
+    converters: list  # (position, Col expression, the ORM's converters) of each column that has any
 
 
 @dataclass(frozen=True)
@@ -53,11 +53,12 @@ def _part(model, connection, table_alias: str) -> tuple[list[str], _Part]:
     fields = model._meta.concrete_fields
     columns = [field.get_col(table_alias) for field in fields]
     converters = [
-        (column, tuple(connection.ops.get_db_converters(column) + column.get_db_converters(connection)))
-        for column in columns
+        (position, column, tuple(connection.ops.get_db_converters(column) + column.get_db_converters(connection)))
+        for position, column in enumerate(columns)
     ]
     selected = [f"{table_alias}.{quote(field.column)}" for field in fields]
-    return selected, _Part(model, [field.attname for field in fields], converters)
+    converting = [(position, column, functions) for position, column, functions in converters if functions]
+    return selected, _Part(model, [field.attname for field in fields], converting)
 
 
 # Keyed by the connection object: each thread has its own, and the converters are its methods.
@@ -108,12 +109,11 @@ def _first(model, conditions, *, joined):
         return None, None
     found, offset = [], 0
     for part in select.parts:
-        values = []
-        for value, (column, converters) in zip(row[offset:], part.converters):
+        values = list(row[offset : offset + len(part.attnames)])
+        for position, column, converters in part.converters:
             for converter in converters:
-                value = converter(value, column, connection)
-            values.append(value)
-        offset += len(part.converters)
+                values[position] = converter(values[position], column, connection)
+        offset += len(part.attnames)
         pk = values[part.attnames.index(part.model._meta.pk.attname)]
         found.append(part.model.from_db(alias, part.attnames, values) if pk is not None else None)
     return found[0], (found[1] if joined is not None else None)
