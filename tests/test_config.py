@@ -54,7 +54,7 @@ def test_redis_url_moves_the_cache_and_sessions_to_redis():
     )
     result = manage("shell", "-c", script, REDIS_URL="redis://127.0.0.1:6379/3")
     assert result.returncode == 0, result.stderr
-    assert "django.core.cache.backends.redis.RedisCache otp_app.session_backends.cached_db" in result.stdout
+    assert "django.core.cache.backends.redis.RedisCache otp_app.session_backends.db" in result.stdout
 
 
 def test_sqlite_is_tuned_for_several_server_processes():

@@ -108,6 +108,8 @@ def test_redis_outage_fails_closed_with_503_json_and_recovers(tmp_path, database
         proxy.stop()
         # The failed-login counters cannot be read: the login is refused, not let through unthrottled.
         _assert_unavailable(account.login())
+        # Sessions and locks live in the database: a logged-in person carries on.
+        assert account.http.get(account.api + "me", timeout=30).status_code == 200
         health = requests.get(server.url + "/healthz", timeout=30)
         assert health.status_code == 503
         assert health.json()["checks"] == {"database": "ok", "cache": "unavailable"}

@@ -6,7 +6,7 @@
 - A new session key (login, otp/validate) is not written as an empty row that the response
   then updates: the row is inserted once, with its data, when the response saves the session.
 - A session's row is written with one plain INSERT or UPDATE, not a model save.
-Everything else (signing, expiry, key format, the cache in `cached_db`) is Django's.
+Everything else (signing, expiry, the key's format) is Django's.
 """
 from django.contrib.sessions.backends import db
 from django.contrib.sessions.backends.base import VALID_KEY_CHARS, CreateError, UpdateError
@@ -20,8 +20,8 @@ _KEY_DRAWS = 5  # a key collides with one in use practically never; anything els
 
 
 class CheapReadsAndWrites:
-    # The account of the session's row, read with it; None when not read from the database
-    # (a cached session, a new one) or when the session belongs to no account.
+    # The account of the session's row, read with it; None for a new session or one that
+    # belongs to no account.
     account = None
     _unsaved_key = False
 
@@ -71,7 +71,7 @@ class CheapReadsAndWrites:
 
 
 class PlainWrites(db.SessionStore):
-    """Django's database save (below `cached_db`'s, which adds the cache), as plain statements."""
+    """Django's database save, as plain statements."""
 
     def save(self, must_create=False):
         data = self._get_session(no_load=must_create)
