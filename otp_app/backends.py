@@ -1,8 +1,8 @@
 """How an account is authenticated (email and password) and fetched for a session.
 
 Django's ModelBackend, except that the account behind a session is the one read together with
-the session's row (session_backends), or read with one plain SQL statement (rows.py) when the
-session came from the cache: every request with a session needs it, so it is the hot path.
+the session's row (session_backends), or else read with one plain SQL statement (rows.py):
+every request with a session needs it, so it is the hot path.
 """
 from contextvars import ContextVar
 

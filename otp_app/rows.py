@@ -17,6 +17,7 @@ from django.db import connections, models, router, transaction
 class _Part:
     model: type[models.Model]
     attnames: list[str]
+    pk_position: int
     converters: list  # (position, Col expression, the ORM's converters) of each column that has any
 
 
@@ -58,7 +59,8 @@ def _part(model, connection, table_alias: str) -> tuple[list[str], _Part]:
     ]
     selected = [f"{table_alias}.{quote(field.column)}" for field in fields]
     converting = [(position, column, functions) for position, column, functions in converters if functions]
-    return selected, _Part(model, [field.attname for field in fields], converting)
+    attnames = [field.attname for field in fields]
+    return selected, _Part(model, attnames, attnames.index(model._meta.pk.attname), converting)
 
 
 # Keyed by the connection object: each thread has its own, and the converters are its methods.
@@ -114,8 +116,8 @@ def _first(model, conditions, *, joined):
             for converter in converters:
                 values[position] = converter(values[position], column, connection)
         offset += len(part.attnames)
-        pk = values[part.attnames.index(part.model._meta.pk.attname)]
-        found.append(part.model.from_db(alias, part.attnames, values) if pk is not None else None)
+        read = values[part.pk_position] is not None  # a LEFT JOIN that found no row gives NULLs
+        found.append(part.model.from_db(alias, part.attnames, values) if read else None)
     return found[0], (found[1] if joined is not None else None)
 
 
@@ -142,6 +144,12 @@ def update(model: type[models.Model], values: dict, *conditions: tuple[str, str,
         return cursor.rowcount
 
 
+def _savepoint(connection, alias: str):
+    # Inside a transaction a failed INSERT must not abort it (PostgreSQL): give it a savepoint.
+    # Outside one it is a statement of its own, and needs no BEGIN and COMMIT around it.
+    return transaction.atomic(using=alias) if connection.in_atomic_block else contextlib.nullcontext()
+
+
 @functools.lru_cache(maxsize=64)
 def _insert(model, connection, names: tuple[str, ...]):
     quote = connection.ops.quote_name
@@ -157,10 +165,8 @@ def insert(model: type[models.Model], values: dict) -> None:
     connection = connections[alias]
     sql, fields = _insert(model, connection, tuple(values))
     params = [field.get_db_prep_save(value, connection) for field, value in zip(fields, values.values())]
-    # Inside a transaction a failed INSERT must not abort it (PostgreSQL): give it a savepoint.
-    with transaction.atomic(using=alias) if connection.in_atomic_block else contextlib.nullcontext():
-        with connection.cursor() as cursor:
-            cursor.execute(sql, params)
+    with _savepoint(connection, alias), connection.cursor() as cursor:
+        cursor.execute(sql, params)
 
 
 def add(instance: models.Model) -> None:
@@ -177,11 +183,10 @@ def add(instance: models.Model) -> None:
     returning = auto_pk and connection.features.can_return_columns_from_insert
     if returning:
         sql += " " + connection.ops.return_insert_columns([meta.pk])[0]
-    with transaction.atomic(using=alias) if connection.in_atomic_block else contextlib.nullcontext():
-        with connection.cursor() as cursor:
-            cursor.execute(sql, params)
-            if returning:
-                instance.pk = cursor.fetchone()[0]
-            elif auto_pk:
-                instance.pk = connection.ops.last_insert_id(cursor, meta.db_table, meta.pk.column)
+    with _savepoint(connection, alias), connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        if returning:
+            instance.pk = cursor.fetchone()[0]
+        elif auto_pk:
+            instance.pk = connection.ops.last_insert_id(cursor, meta.db_table, meta.pk.column)
     instance._state.adding, instance._state.db = False, alias

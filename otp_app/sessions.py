@@ -74,7 +74,9 @@ def pending_user(request, *, now: float) -> UserModel | None:
         request.session.pop(_PENDING_KEY, None)
         return None
     user = backends.account(request.session, pending.get("user_id"))
-    if user is None or not user.is_active or not constant_time_compare(pending.get("hash", ""), user.get_session_auth_hash()):
+    if user is None or not user.is_active:
+        return None
+    if not constant_time_compare(pending.get("hash", ""), user.get_session_auth_hash()):
         return None
     return user
 

@@ -19,7 +19,7 @@ class TooManyPasswordFailures(Exception):
     retry_after: int
 
 
-def _limits(request, email: str):
+def _limits(email: str):
     """(group, key function, rate) of each limit, as django-ratelimit's `get_usage` takes them."""
     account = normalise_email(email)
     return (
@@ -36,7 +36,7 @@ def check_password_attempts(request, *, email: str) -> None:
     (`get_usage(increment=False)` would write each one with `cache.add` on every login).
     """
     counters = {}
-    for group, key, rate in _limits(request, email):
+    for group, key, rate in _limits(email):
         value = key(group, request)
         limit, period = ratelimit._split_rate(rate)
         window = ratelimit._get_window(value, period)
@@ -50,5 +50,5 @@ def check_password_attempts(request, *, email: str) -> None:
 
 
 def count_password_failure(request, *, email: str) -> None:
-    for group, key, rate in _limits(request, email):
+    for group, key, rate in _limits(email):
         ratelimit.get_usage(request, group=group, key=key, rate=rate, method=ALL, increment=True)

@@ -9,7 +9,8 @@ from django.core.cache import cache
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
-from otp_app import services, session_backends
+from otp_app import services
+from otp_app.session_backends import db as session_db
 from otp_app.models import UserModel
 
 from .conftest import PASSWORD, code_for, login
@@ -97,7 +98,7 @@ def test_a_new_key_that_collides_is_drawn_again_and_never_overwrites_a_session(d
     taken["owner"] = "someone else"
     taken.save()
     keys = iter([taken.session_key, "n" * 32])
-    monkeypatch.setattr(session_backends, "get_random_string", lambda length, chars: next(keys))
+    monkeypatch.setattr(session_db, "get_random_string", lambda length, chars: next(keys))
     fresh = SessionStore()
     fresh["owner"] = "me"
     fresh.save()
