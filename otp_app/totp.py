@@ -10,6 +10,17 @@ STEP_SECONDS = 30
 DIGITS = 6
 
 
+class _Totp(pyotp.TOTP):
+    """pyotp's TOTP, with the secret decoded from base32 once rather than for every code."""
+
+    def byte_secret(self) -> bytes:
+        try:
+            return self._key
+        except AttributeError:
+            self._key = super().byte_secret()  # also checks the secret's encoding and length
+            return self._key
+
+
 def new_secret() -> str:
     # 32 base32 characters are 160 bits, the key length RFC 4226 §4 recommends for HMAC-SHA1.
     return pyotp.random_base32()
@@ -24,7 +35,7 @@ def step_at(now: float) -> int:
 
 
 def code_at(*, secret: str, step: int, digits: int = DIGITS) -> str:
-    return pyotp.TOTP(secret, digits=digits).generate_otp(step)
+    return _Totp(secret, digits=digits).generate_otp(step)
 
 
 def normalise_code(code: str) -> str:
@@ -42,8 +53,9 @@ def matching_step(*, secret: str, code: str, now: float, window: int = 1, digits
     if len(code) != digits or not (code.isascii() and code.isdigit()):
         return None
     current = step_at(now)
+    totp = _Totp(secret, digits=digits)
     matched = None
     for step in range(current - window, current + window + 1):
-        if hmac.compare_digest(code_at(secret=secret, step=step, digits=digits), code):
+        if hmac.compare_digest(totp.generate_otp(step), code):
             matched = step
     return matched

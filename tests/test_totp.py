@@ -154,3 +154,15 @@ def test_otpauth_url_carries_secret_issuer_and_email_label():
     query = parse_qs(parts.query)
     assert query["secret"] == [SECRET]
     assert query["issuer"] == ["2FA API"]
+
+
+def test_a_code_is_checked_with_its_secret_decoded_once(monkeypatch):
+    # pyotp decodes the base32 secret again for every code; the window's three steps need it once.
+    decoded = []
+    real = base64.b32decode
+    monkeypatch.setattr(base64, "b32decode", lambda *args, **kwargs: decoded.append(1) or real(*args, **kwargs))
+    now = 1_700_000_000
+    assert totp.matching_step(secret=RFC_SECRET, code=totp.code_at(secret=RFC_SECRET, step=totp.step_at(now) + 1), now=now) == totp.step_at(now) + 1
+    decoded.clear()
+    totp.matching_step(secret=RFC_SECRET, code="000000", now=now, window=1)
+    assert len(decoded) == 1
