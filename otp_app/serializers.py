@@ -1,4 +1,6 @@
 """Request validation and response shapes of CONTRACT.md part 1; no business rules."""
+import functools
+
 from django.contrib.auth import password_validation
 from django.core.exceptions import ValidationError as DjangoValidationError
 from rest_framework import serializers
@@ -25,6 +27,28 @@ class Email(StringOnly, serializers.EmailField):
 
 class Uuid(StringOnly, serializers.UUIDField):
     pass
+
+
+def validated_data(serializer_class: type[serializers.Serializer], data) -> dict:
+    """`data` validated by `serializer_class`, or the ValidationError that `is_valid` raises.
+
+    A valid body is checked by one long-lived instance per class: building a serializer (and
+    deep-copying its fields) for every request cost about as much as the rest of a wrong code's
+    refusal. Validation keeps no state on the instance, and none of these serializers reads its
+    context. Anything invalid goes through a fresh serializer's `is_valid`, so every error reads
+    exactly as DRF words it.
+    """
+    try:
+        return _shared(serializer_class).run_validation(data)
+    except serializers.ValidationError:
+        serializer = serializer_class(data=data)
+        serializer.is_valid(raise_exception=True)
+        return serializer.validated_data
+
+
+@functools.cache
+def _shared(serializer_class: type[serializers.Serializer]) -> serializers.Serializer:
+    return serializer_class()
 
 
 class UserSerializer(serializers.ModelSerializer):

@@ -44,6 +44,7 @@ from .serializers import (
     UserSerializer,
     ValidateResponseSerializer,
     VerifyResponseSerializer,
+    validated_data,
 )
 
 
@@ -65,9 +66,7 @@ class ApiView(GenericAPIView):
         super().initial(request, *args, **kwargs)
 
     def validated(self, request) -> dict:
-        serializer = self.get_serializer(data=request.data)
-        serializer.is_valid(raise_exception=True)
-        return serializer.validated_data
+        return validated_data(self.get_serializer_class(), request.data)
 
     def user_data(self, user) -> dict:
         return UserSerializer(user).data

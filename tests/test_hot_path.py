@@ -9,7 +9,9 @@ from django.core.cache import cache
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
-from otp_app import services
+from rest_framework.exceptions import ValidationError
+
+from otp_app import serializers, services
 from otp_app.session_backends import db as session_db
 from otp_app.models import UserModel
 
@@ -173,3 +175,63 @@ def test_a_session_deleted_while_its_request_ran_is_not_written_again(logged_in_
         store.save()
     assert type(raised.value).__name__ == "UpdateError"
     assert not Session.objects.filter(session_key=key).exists()
+
+
+# Bodies as clients send them, valid and not, for the request serializers' shared instances.
+BODIES = [
+    {"token": "123456"},
+    {"token": " 123 456 ", "user_id": None},
+    {"token": "123456", "user_id": "0b5f6a2e-3c1d-4e8f-9a7b-6c5d4e3f2a1b", "extra": [1, 2]},
+    {"token": "abcde-fghij"},
+    {},
+    {"token": ""},
+    {"token": "   "},
+    {"token": None},
+    {"token": 123456},
+    {"token": ["123456"]},
+    {"token": "1" * 65},
+    {"token": "12\x003456"},
+    {"token": "123456", "user_id": "not-a-uuid"},
+    {"token": "123456", "user_id": 5},
+    {"email": "Ann@Example.com ", "name": "Ann", "password": PASSWORD},
+    {"email": "ann@example.com", "name": "Ann", "password": PASSWORD, "passwordConfirm": "other"},
+    {"email": "not an email", "name": "", "password": "short"},
+    {"email": "ann@example.com", "password": PASSWORD},
+    {"email": "ann@example.com", "password": 5},
+    None,
+    [],
+    ["token"],
+    "123456",
+    42,
+]
+REQUEST_SERIALIZERS = [
+    serializers.TokenSerializer,
+    serializers.DisableSerializer,
+    serializers.GenerateSerializer,
+    serializers.LoginSerializer,
+    serializers.RegisterSerializer,
+]
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("serializer_class", REQUEST_SERIALIZERS, ids=lambda cls: cls.__name__)
+@pytest.mark.parametrize("body", BODIES, ids=repr)
+def test_a_shared_serializer_validates_exactly_as_a_fresh_one(serializer_class, body):
+    fresh = serializer_class(data=body)
+    if fresh.is_valid():
+        assert serializers.validated_data(serializer_class, body) == fresh.validated_data
+    else:
+        with pytest.raises(ValidationError) as raised:
+            serializers.validated_data(serializer_class, body)
+        assert raised.value.detail == fresh.errors
+
+
+def test_a_valid_body_is_checked_without_building_a_serializer(monkeypatch):
+    body = {"token": "123456"}
+    serializers.validated_data(serializers.TokenSerializer, body)  # the shared instance exists
+
+    def building(*args, **kwargs):
+        raise AssertionError("a serializer was built for a valid body")
+
+    monkeypatch.setattr(serializers.TokenSerializer, "__init__", building)
+    assert serializers.validated_data(serializers.TokenSerializer, body) == {"token": "123456"}
