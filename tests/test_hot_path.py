@@ -1,9 +1,11 @@
 """The cheap paths stay cheap (issue 6): how many statements each hot request makes, and what it
 writes. Counts, not timings: the benchmark (bench/) measures time; these catch a lost lever."""
+import random
 from importlib import import_module
 
 import pytest
 from django.conf import settings
+from django.contrib.sessions.backends.base import VALID_KEY_CHARS
 from otp_app.models import Session
 from django.core.cache import cache
 from django.db import connection
@@ -100,13 +102,35 @@ def test_a_new_key_that_collides_is_drawn_again_and_never_overwrites_a_session(d
     taken["owner"] = "someone else"
     taken.save()
     keys = iter([taken.session_key, "n" * 32])
-    monkeypatch.setattr(session_db, "get_random_string", lambda length, chars: next(keys))
+    monkeypatch.setattr(session_db, "new_key", lambda: next(keys))
     fresh = SessionStore()
     fresh["owner"] = "me"
     fresh.save()
     assert fresh.session_key == "n" * 32
     assert SessionStore(taken.session_key)["owner"] == "someone else"
     assert SessionStore("n" * 32)["owner"] == "me"
+
+
+def test_a_session_key_is_160_random_bits_in_django_key_characters(db):
+    keys = set()
+    for _ in range(50):
+        store = SessionStore()
+        store["n"] = 1
+        store.save()
+        assert len(store.session_key) == 32 and set(store.session_key) <= set(VALID_KEY_CHARS)
+        keys.add(store.session_key)
+    assert len(keys) == 50
+    assert set(SessionStore()._get_new_session_key()) <= set(VALID_KEY_CHARS)
+
+
+def test_a_session_key_is_drawn_with_one_read_of_the_system_generator(db, monkeypatch):
+    # Django's get_random_string reads it about 45 times for 32 characters.
+    reads = []
+    real = random._urandom
+    monkeypatch.setattr(random, "_urandom", lambda n: reads.append(n) or real(n))
+    store = SessionStore()
+    store.create()
+    assert reads == [20]
 
 
 def test_checking_the_login_limits_writes_nothing_to_the_cache(user, api, clock, monkeypatch):
