@@ -30,6 +30,14 @@ STEP = 30
 REQUEST_TIMEOUT = 60.0
 # gunicorn closes a kept-alive connection after `keepalive` (5 s) idle: reconnect before that.
 IDLE_RECONNECT = 3.0
+# A measured connection is closed and opened again after this many requests or seconds,
+# whichever comes first. With connections kept for a whole run, the kernel may hand most of
+# them to one worker (whichever accepts first), which then serves them with its 4 threads on one
+# core while the other idles: such a run costs up to 1.4× the CPU per request of a balanced one
+# (less for hashing, whose parallel runs compete for memory), and a ratio would compare a
+# one-worker run with a two-worker floor. New connections go to the worker free to accept them.
+REQUESTS_PER_CONNECTION = 20
+SECONDS_PER_CONNECTION = 0.5
 JSON_HEADERS = "Content-Type: application/json\r\n"
 
 
@@ -50,13 +58,15 @@ class Reply:
 class Connection:
     """One keep-alive connection; reconnects by itself when the server closed it."""
 
-    def __init__(self, base: str):
+    def __init__(self, base: str, requests_per_connection: int | None = None):
         parts = urlsplit(base)
         if parts.hostname not in ("127.0.0.1", "localhost"):
             raise ValueError("the benchmark only talks to 127.0.0.1")
         self.host, self.port = "127.0.0.1", parts.port
         self.reader = self.writer = None
         self.last_used = 0.0
+        self.requests_per_connection = requests_per_connection
+        self.served, self.opened = 0, 0.0  # requests on the current connection, and when it opened
 
     async def close(self):
         if self.writer is not None:
@@ -71,10 +81,17 @@ class Connection:
         return await asyncio.wait_for(self._request(method, path, body, session), REQUEST_TIMEOUT)
 
     async def _request(self, method, path, body, session) -> Reply:
-        if self.writer is not None and time.monotonic() - self.last_used > IDLE_RECONNECT:
+        if self.writer is not None and (
+            time.monotonic() - self.last_used > IDLE_RECONNECT
+            or (self.requests_per_connection and (
+                self.served >= self.requests_per_connection
+                or time.monotonic() - self.opened > SECONDS_PER_CONNECTION))
+        ):
             await self.close()
         if self.writer is None:
             self.reader, self.writer = await asyncio.open_connection(self.host, self.port)
+            self.served, self.opened = 0, time.monotonic()
+        self.served += 1
         payload = json.dumps(body).encode() if body is not None else b""
         head = f"{method} {path} HTTP/1.1\r\nHost: {self.host}:{self.port}\r\n"
         if body is not None:
@@ -251,7 +268,8 @@ class Load:
         await wait_for_go()
         recorder = Recorder()
         step = getattr(self, f"step_{scenario}")
-        connections = [Connection(base) for _ in range(concurrency)]
+        per_connection = spec.get("requests_per_connection", REQUESTS_PER_CONNECTION)
+        connections = [Connection(base, per_connection) for _ in range(concurrency)]
         cpu_before = time.process_time()
         started = time.perf_counter()
         deadline = started + spec["duration"]

@@ -239,6 +239,16 @@ class Server:
     def workers(self) -> list[int]:
         return children(self.process.pid) if self.process else []
 
+    def worker_cpu_ms(self) -> dict:
+        """CPU of each live worker so far, to see how a run's load was shared among them."""
+        result = {}
+        for pid in self.workers():
+            try:
+                result[pid] = process_cpu_ticks(pid) * 1000 / TICK
+            except (FileNotFoundError, ProcessLookupError):
+                pass
+        return result
+
     def cpu_ms(self) -> float:
         """CPU of the master, its live workers, and the workers it has reaped."""
         ticks = process_cpu_ticks(self.process.pid, reaped_children=True)
@@ -332,10 +342,11 @@ def measure(load: LoadProcess, server: Server, spec: dict, external: "ExternalCp
     load.expect("ready", timeout=300)
     external_before = external.snapshot() if external else None
     busy_before, _ = machine_busy_ticks()
-    cpu_before = server.cpu_ms()
+    cpu_before, workers_before = server.cpu_ms(), server.worker_cpu_ms()
     load.send({"cmd": "go"})
     result = load.expect("done", timeout=spec["duration"] + 120)
     cpu = server.cpu_ms() - cpu_before
+    workers = [ms - workers_before[pid] for pid, ms in server.worker_cpu_ms().items() if pid in workers_before]
     busy = (machine_busy_ticks()[0] - busy_before) * 1000 / TICK
     if external:
         result.update(ExternalCpu.delta_ms(external_before, external.snapshot()))
@@ -344,6 +355,8 @@ def measure(load: LoadProcess, server: Server, spec: dict, external: "ExternalCp
                    if label != "login+validate")
     result.update(
         server=server.name, requests=requests, server_cpu_ms=round(cpu, 1),
+        # The busiest worker's part of the workers' CPU: 1/workers when the load was shared evenly.
+        busiest_worker_share=round(max(workers) / sum(workers), 3) if workers and sum(workers) else None,
         # Everything else the machine did meanwhile: other people's work, the measure of noise.
         foreign_cpu_ms=round(max(0.0, busy - cpu - result["client_cpu_s"] * 1000), 1),
     )
@@ -404,6 +417,7 @@ def summarise(runs: list[dict], latency_label: str) -> dict:
                           for status, count in by.items() if int(status) >= 500),
         "pool_waits": sum(run.get("pool_waits", 0) for run in runs),
         "foreign_cores_busy": median(foreign),
+        "busiest_worker_share_rounds": [run.get("busiest_worker_share") for run in runs],
         "postgres_cpu_ms_per_unit": median(postgres_per_unit),
         "redis_cpu_ms_per_unit": median(redis_per_unit),
     }
@@ -869,6 +883,11 @@ def render(report: dict) -> str:
             out.append(f"\nUnexpected answers or errors: {odd}")
         foreign = median([row.get("foreign_cores_busy") for row in report["scenarios"].values()])
         out.append(f"\nOther processes kept {fmt(foreign, 2)} of {m['nproc']} cores busy meanwhile (median per run).")
+        shares = [share for row in report["scenarios"].values() for share in row.get("busiest_worker_share_rounds", [])
+                  if share is not None]
+        if shares:
+            out.append(f"The busiest worker did {fmt(median(shares), 2)} of the workers' CPU (median per run; "
+                       f"max {fmt(max(shares), 2)}; 0.50 is an even share of 2 workers).")
     hasher = report.get("inprocess", {}).get("hasher")
     if hasher:
         out.append(f"Hasher alone ({hasher['algorithm']} {hasher['params']}): make_password "
