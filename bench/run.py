@@ -948,7 +948,7 @@ def parse_args(argv=None):
     quick = args.quick
     defaults = {"rounds": 1 if quick else 3, "floor_seconds": 1.5 if quick else 3.0,
                 "scenario_seconds": 2.5 if quick else 5.0, "pool": 80 if quick else 240,
-                "pool_pbkdf2": 48, "writer_seconds": 4.0 if quick else 8.0,
+                "pool_pbkdf2": 48 if quick else 96, "writer_seconds": 4.0 if quick else 8.0,
                 "hash_iterations": 8 if quick else 30, "time_limit": 150 if quick else 720}
     for name, value in defaults.items():
         if getattr(args, name) is None:
