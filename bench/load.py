@@ -58,14 +58,14 @@ class Reply:
 class Connection:
     """One keep-alive connection; reconnects by itself when the server closed it."""
 
-    def __init__(self, base: str, requests_per_connection: int | None = None):
+    def __init__(self, base: str, rotate: bool = False):
         parts = urlsplit(base)
         if parts.hostname not in ("127.0.0.1", "localhost"):
             raise ValueError("the benchmark only talks to 127.0.0.1")
         self.host, self.port = "127.0.0.1", parts.port
         self.reader = self.writer = None
         self.last_used = 0.0
-        self.requests_per_connection = requests_per_connection
+        self.rotate = rotate  # reopened now and then (REQUESTS_PER_CONNECTION): measured runs
         self.served, self.opened = 0, 0.0  # requests on the current connection, and when it opened
 
     async def close(self):
@@ -81,11 +81,10 @@ class Connection:
         return await asyncio.wait_for(self._request(method, path, body, session), REQUEST_TIMEOUT)
 
     async def _request(self, method, path, body, session) -> Reply:
+        now = time.monotonic()
         if self.writer is not None and (
-            time.monotonic() - self.last_used > IDLE_RECONNECT
-            or (self.requests_per_connection and (
-                self.served >= self.requests_per_connection
-                or time.monotonic() - self.opened > SECONDS_PER_CONNECTION))
+            now - self.last_used > IDLE_RECONNECT
+            or (self.rotate and (self.served >= REQUESTS_PER_CONNECTION or now - self.opened > SECONDS_PER_CONNECTION))
         ):
             await self.close()
         if self.writer is None:
@@ -268,8 +267,7 @@ class Load:
         await wait_for_go()
         recorder = Recorder()
         step = getattr(self, f"step_{scenario}")
-        per_connection = spec.get("requests_per_connection", REQUESTS_PER_CONNECTION)
-        connections = [Connection(base, per_connection) for _ in range(concurrency)]
+        connections = [Connection(base, rotate=True) for _ in range(concurrency)]
         cpu_before = time.process_time()
         started = time.perf_counter()
         deadline = started + spec["duration"]

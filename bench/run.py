@@ -239,25 +239,17 @@ class Server:
     def workers(self) -> list[int]:
         return children(self.process.pid) if self.process else []
 
-    def worker_cpu_ms(self) -> dict:
-        """CPU of each live worker so far, to see how a run's load was shared among them."""
-        result = {}
+    def cpu_ms(self) -> tuple[float, dict]:
+        """CPU so far of the master, its live workers and the workers it has reaped; and of each
+        live worker, to see how a run's load was shared among them."""
+        workers = {}
         for pid in self.workers():
             try:
-                result[pid] = process_cpu_ticks(pid) * 1000 / TICK
-            except (FileNotFoundError, ProcessLookupError):
-                pass
-        return result
-
-    def cpu_ms(self) -> float:
-        """CPU of the master, its live workers, and the workers it has reaped."""
-        ticks = process_cpu_ticks(self.process.pid, reaped_children=True)
-        for pid in self.workers():
-            try:
-                ticks += process_cpu_ticks(pid)
+                workers[pid] = process_cpu_ticks(pid) * 1000 / TICK
             except (FileNotFoundError, ProcessLookupError):
                 pass  # it exited between the listing and the read: counted once reaped
-        return ticks * 1000 / TICK
+        master = process_cpu_ticks(self.process.pid, reaped_children=True) * 1000 / TICK
+        return master + sum(workers.values()), workers
 
     def memory(self) -> dict:
         result = {}
@@ -342,11 +334,12 @@ def measure(load: LoadProcess, server: Server, spec: dict, external: "ExternalCp
     load.expect("ready", timeout=300)
     external_before = external.snapshot() if external else None
     busy_before, _ = machine_busy_ticks()
-    cpu_before, workers_before = server.cpu_ms(), server.worker_cpu_ms()
+    cpu_before, workers_before = server.cpu_ms()
     load.send({"cmd": "go"})
     result = load.expect("done", timeout=spec["duration"] + 120)
-    cpu = server.cpu_ms() - cpu_before
-    workers = [ms - workers_before[pid] for pid, ms in server.worker_cpu_ms().items() if pid in workers_before]
+    cpu_after, workers_after = server.cpu_ms()
+    cpu = cpu_after - cpu_before
+    workers = [ms - workers_before[pid] for pid, ms in workers_after.items() if pid in workers_before]
     busy = (machine_busy_ticks()[0] - busy_before) * 1000 / TICK
     if external:
         result.update(ExternalCpu.delta_ms(external_before, external.snapshot()))
