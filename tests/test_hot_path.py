@@ -10,7 +10,6 @@ from otp_app.models import Session
 from django.core.cache import cache
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
-
 from rest_framework.exceptions import ValidationError
 
 from otp_app import serializers, services
