@@ -10,7 +10,9 @@ from django.contrib.auth.admin import UserAdmin as BaseUserAdmin
 from django.contrib.auth.forms import AdminUserCreationForm, UserChangeForm
 
 from . import audit, clock, services, throttles
-from .models import SecurityEvent, UserModel
+from .models import SecurityEvent, UserModel, normalise_email
+
+Kind = SecurityEvent.Kind
 
 
 class AdminLoginForm(AdminAuthenticationForm):
@@ -20,19 +22,32 @@ class AdminLoginForm(AdminAuthenticationForm):
     )
 
     def clean(self):
+        """The API's login rules for the admin: the same limits, the same code check, the same
+        audit events (`via: admin`)."""
         email = self.cleaned_data.get("username") or ""
         try:
-            throttles.check_password_attempts(self.request, email=email)
+            attempt = throttles.count_password_attempt(self.request, email=email)
         except throttles.TooManyPasswordFailures as error:
             raise forms.ValidationError(f"Too many failed logins. Try again in {error.retry_after} seconds.")
         try:
             cleaned = super().clean()
         except forms.ValidationError:
-            throttles.count_password_failure(self.request, email=email)
+            user = self.get_user()
+            if user is not None:
+                attempt.forgive()  # the password was right; the account may not use the admin
+            audit.record(
+                self.request, Kind.LOGIN_FAILED, user=user or _account(email), email=normalise_email(email),
+                via="admin",
+            )
             raise
+        attempt.forgive()
         user = self.get_user()
-        if user is not None and user.otp_enabled:
+        if user.otp_enabled:
             self._check_code(user)
+        audit.record(
+            self.request, Kind.LOGIN_SUCCEEDED, user=user, via="admin",
+            second_factor="proven" if user.otp_enabled else "off",
+        )
         return cleaned
 
     def _check_code(self, user):
@@ -40,8 +55,16 @@ class AdminLoginForm(AdminAuthenticationForm):
             services.accept_code(user=user, code=self.cleaned_data.get("otp_token") or "", now=clock.now())
         except services.LockedOut as error:
             raise forms.ValidationError(f"Too many wrong codes. Try again in {error.retry_after} seconds.")
-        except (services.CodeRejected, services.NotEnrolled):
+        except services.CodeRejected as rejected:
+            if rejected.locked:
+                audit.record(self.request, Kind.LOCKED_OUT, user=user, via="admin")
             raise forms.ValidationError("Enter a valid, unused authenticator code.")
+        except services.NotEnrolled:
+            raise forms.ValidationError("Enter a valid, unused authenticator code.")
+
+
+def _account(email: str) -> UserModel | None:
+    return UserModel.objects.filter(email=normalise_email(email)).first()
 
 
 admin.site.login_form = AdminLoginForm

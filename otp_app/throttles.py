@@ -1,13 +1,15 @@
 """Limits on password guessing, per account and per client address.
 
-Only failures are counted, in the shared cache (the database by default, Redis when
-configured), so every process and instance of the service sees the same counts. The counting
-itself is django-ratelimit's; the choice of keys and rates is ours.
+Every attempt is counted before its password is hashed and taken back when the password was
+right, in the shared cache (the database by default, Redis when configured), so every process
+and instance of the service sees the same counts. Keys and windows are django-ratelimit's.
 """
 from dataclasses import dataclass
 
 from django.conf import settings
-from django.core.cache import cache
+from django.core.cache import cache, caches
+from django.core.cache.backends.db import DatabaseCache
+from django.db import connections, router, transaction
 from django_ratelimit import ALL
 from django_ratelimit import core as ratelimit
 
@@ -28,27 +30,95 @@ def _limits(email: str):
     )
 
 
-def check_password_attempts(request, *, email: str) -> None:
-    """Refuse before any password is hashed while the account or the address is over its limit.
+def count_password_attempt(request, *, email: str) -> "Attempt":
+    """Count a login attempt against both limits before any password is hashed; refuse it
+    while the account or the address is over its limit.
 
+    Counting comes first, by the cache's increment (atomic in Redis; `_increment` below for a
+    database cache), so concurrent guesses cannot all pass a check that none of them has been
+    counted in yet: of attempts racing at a count of 9 of 10, one gets a hash. A right password
+    takes its attempt back (`Attempt.forgive`): only failures use the limits up.
     Unknown emails are counted like known ones, so the limit says nothing about who exists.
-    Both counters are read with one `get_many`, under the keys django-ratelimit counts them in
-    (`get_usage(increment=False)` would write each one with `cache.add` on every login).
     """
+    counters = _counters(request, email)
+    # Already over: refused from one read, with no write (a flood against a limit costs little).
+    counts = cache.get_many(list(counters))
+    for cache_key, counter in counters.items():
+        if counts.get(cache_key, 0) >= counter.limit:
+            raise TooManyPasswordFailures(retry_after=counter.retry_after())
+    attempt = Attempt(counted={})
+    for cache_key, counter in counters.items():
+        attempt.counted[cache_key] = counter
+        if _increment(cache_key, counter, 1) > counter.limit:
+            attempt.forgive()  # lost the race for the last attempt left: this one is not made
+            raise TooManyPasswordFailures(retry_after=counter.retry_after())
+    return attempt
+
+
+@dataclass
+class Attempt:
+    """A counted login attempt."""
+
+    counted: dict
+
+    def forgive(self) -> None:
+        """Take the attempt back (the password was right), in the windows it was counted in."""
+        for cache_key, counter in self.counted.items():
+            _increment(cache_key, counter, -1)
+
+
+@dataclass(frozen=True)
+class _Counter:
+    limit: int
+    period: int
+    window: int  # when the counter's window ends (django-ratelimit's clock)
+
+    def retry_after(self) -> int:
+        # django-ratelimit's window still counts during its last second: "+ 1" makes a client
+        # that waits exactly Retry-After land in the next window.
+        return max(1, self.window - int(ratelimit.time.time()) + 1)
+
+
+def _counters(request, email: str) -> dict[str, _Counter]:
+    """Each limit's counter, under the cache key django-ratelimit counts it in."""
     counters = {}
     for group, key, rate in _limits(email):
         value = key(group, request)
         limit, period = ratelimit._split_rate(rate)
         window = ratelimit._get_window(value, period)
-        counters[ratelimit._make_cache_key(group, window, rate, value, ALL)] = (limit, window)
-    counts = cache.get_many(list(counters))
-    for cache_key, (limit, window) in counters.items():
-        if counts.get(cache_key, 0) >= limit:
-            # django-ratelimit's window still counts during its last second: "+ 1" makes a
-            # client that waits exactly Retry-After land in the next window.
-            raise TooManyPasswordFailures(retry_after=max(1, window - int(ratelimit.time.time()) + 1))
+        counters[ratelimit._make_cache_key(group, window, rate, value, ALL)] = _Counter(limit, period, window)
+    return counters
 
 
-def count_password_failure(request, *, email: str) -> None:
-    for group, key, rate in _limits(email):
-        ratelimit.get_usage(request, group=group, key=key, rate=rate, method=ALL, increment=True)
+def _increment(cache_key: str, counter: _Counter, delta: int) -> int:
+    """Add `delta` to a counter (created for its window when counting up); the new count."""
+    store = caches["default"]
+    expires_in = counter.period + ratelimit.EXPIRATION_FUDGE
+    if not isinstance(store, DatabaseCache):
+        if delta > 0:
+            store.add(cache_key, 0, expires_in)
+        try:
+            return store.incr(cache_key, delta)
+        except ValueError:  # expired meanwhile: its window is over
+            return 0
+    # A database cache has no increment of its own (Django's reads, then writes with the default
+    # timeout): one transaction, the row locked where the database can (SQLite's write
+    # transactions take the lock when they start), the window's expiry kept.
+    database = router.db_for_write(store.cache_model_class)
+    connection = connections[database]
+    with transaction.atomic(using=database):
+        if delta > 0:
+            store.add(cache_key, 0, expires_in)
+        if connection.features.has_select_for_update:
+            quote = connection.ops.quote_name
+            with connection.cursor() as cursor:
+                cursor.execute(
+                    f"SELECT 1 FROM {quote(store._table)} WHERE {quote('cache_key')} = %s FOR UPDATE",
+                    [store.make_and_validate_key(cache_key)],
+                )
+        count = store.get(cache_key)
+        if count is None:
+            return 0
+        count = max(0, count + delta)
+        store.set(cache_key, count, max(1, counter.window - int(ratelimit.time.time())) + ratelimit.EXPIRATION_FUDGE)
+        return count

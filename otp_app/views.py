@@ -130,13 +130,13 @@ class LoginView(ApiView):
     )
     def post(self, request):
         data = self.validated(request)
-        throttles.check_password_attempts(request, email=data["email"])
+        attempt = throttles.count_password_attempt(request, email=data["email"])
         user = authenticate(request, email=data["email"], password=data["password"])
         if user is None:
-            throttles.count_password_failure(request, email=data["email"])
             email = normalise_email(data["email"])
             audit.record(request, Kind.LOGIN_FAILED, user=UserModel.objects.filter(email=email).first(), email=email)
             raise IncorrectCredentials
+        attempt.forgive()
         sessions.start(request, user, now=clock.now())
         audit.record(request, Kind.LOGIN_SUCCEEDED, user=user, second_factor="pending" if user.otp_enabled else "off")
         return Response({"status": "success", "user": self.user_data(user)})

@@ -197,3 +197,19 @@ def test_thirty_concurrent_wrong_codes_get_at_most_the_threshold_of_answers(api)
     # Still locked: the right code is refused unseen now.
     right = pyotp.TOTP(secret).at(time.time() + 30)
     assert sessions[0].post(api + "otp/validate", json={"token": right}, timeout=TIMEOUT).status_code == 429
+
+
+def test_concurrent_wrong_passwords_get_no_more_guesses_than_the_account_limit(api):
+    """Each attempt is counted before its password is hashed: of 30 wrong passwords sent at
+    once, exactly the limit's 10 are checked (400) and every other one is refused (429)."""
+    email = unique_email("race-password")
+    assert register(api, email).status_code == 201
+
+    def guess():
+        return requests.post(api + "login", json={"email": email, "password": "wrong guess"}, timeout=TIMEOUT)
+
+    responses = race([guess] * 30)
+
+    assert_no_server_error(responses)
+    assert statuses(responses) == [400] * 10 + [429] * 20
+    assert requests.post(api + "login", json={"email": email, "password": PASSWORD}, timeout=TIMEOUT).status_code == 429
