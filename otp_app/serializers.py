@@ -109,6 +109,11 @@ class GenerateSerializer(UserIdSerializer):
         required=False, allow_blank=True, allow_null=True, max_length=255,
         help_text="Ignored: the otpauth label is always the account's own email.",
     )
+    token = Text(
+        max_length=64, required=False,
+        help_text="With 2FA on: a current code of the authenticator in force. Needed only when the "
+        "second factor was not proven in this session within the last TWOFA_REAUTH_SECONDS (15 minutes).",
+    )
 
 
 class TokenSerializer(UserIdSerializer):

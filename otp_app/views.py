@@ -50,6 +50,9 @@ from .serializers import (
 
 Kind = SecurityEvent.Kind
 REAUTHENTICATE = "Confirm with a code: send a current token to turn two-factor authentication off"
+REAUTHENTICATE_TO_REPLACE = (
+    "Confirm with a code: send a current token of your authenticator to otp/generate to replace it"
+)
 
 
 class ApiView(GenericAPIView):
@@ -70,6 +73,19 @@ class ApiView(GenericAPIView):
 
     def user_data(self, user) -> dict:
         return UserSerializer(user).data
+
+    def reauthenticate(self, request, *, user: UserModel, token: str | None, refusal: str) -> None:
+        """The re-authentication rule, for every change of an account's factors: with 2FA on, a
+        session must have proven the second factor within TWOFA_REAUTH_SECONDS, or `token` must
+        be a current code of the factor in force (which then counts as that proof). Someone who
+        finds a logged-in browser, or steals its cookie, can change nothing with it alone."""
+        now = clock.now()
+        if not user.otp_enabled or sessions.second_factor_recent(request, now=now):
+            return
+        if not token:
+            raise exceptions.PermissionDenied(refusal)
+        self.check_code(request, services.accept_code, user=user, code=token, recovery=False)
+        sessions.second_factor_proven(request, now=clock.now())
 
     def check_code(self, request, call, *, user: UserModel, **kwargs):
         """Run a service that checks a code; the attempt that locks the account is recorded."""
@@ -171,13 +187,20 @@ class GenerateOtpView(FullSessionView):
         operation_summary="Start enrolment: a new TOTP secret",
         operation_description="Returns a new secret, its otpauth URL, and that URL as a QR code "
         "(`qr_code`, an SVG data URI an `<img>` can show). The secret takes effect only once a code "
-        "from it passes otp/verify; until then an existing secret keeps working.",
+        "from it passes otp/verify; until then an existing secret keeps working. With 2FA on, "
+        "replacing the secret needs this session to have proven the second factor within the last "
+        "15 minutes (TWOFA_REAUTH_SECONDS), or a current code of the authenticator in force in `token`.",
         tags=["2. two-factor"],
-        responses={200: GenerateResponseSerializer, 400: BAD_INPUT, 401: NO_SESSION, 403: PENDING_SESSION},
+        responses={
+            200: GenerateResponseSerializer, 400: WRONG_CODE, 401: NO_SESSION,
+            403: fail("Pending session, foreign Origin, a user_id that is not yours, or a code is needed"),
+            429: LOCKED,
+        },
     )
     def post(self, request):
         data = self.validated(request)
         user = sessions.own_user(request, data.get("user_id"))
+        self.reauthenticate(request, user=user, token=data.get("token"), refusal=REAUTHENTICATE_TO_REPLACE)
         secret = services.prepare_secret(user=user)
         url = totp.otpauth_url(secret=secret, email=user.email, issuer=settings.TWOFA_ISSUER)
         return Response({"base32": secret, "otpauth_url": url, "qr_code": qr.svg_data_uri(url)})
@@ -190,18 +213,26 @@ class VerifyOtpView(FullSessionView):
         operation_summary="Finish enrolment: prove the new secret and switch 2FA on",
         operation_description="When this switches 2FA on, the answer also carries `recovery_codes`: "
         "ten single-use codes for a lost phone, shown this once. With 2FA already on, it replaces "
-        "the secret in force by the one otp/generate prepared.",
+        "the secret in force by the one otp/generate prepared, under the same re-authentication rule "
+        "as otp/generate; a code of the new secret proves only that secret.",
         tags=["2. two-factor"],
         responses={
-            200: VerifyResponseSerializer, 400: WRONG_CODE, 401: NO_SESSION, 403: PENDING_SESSION, 429: LOCKED,
+            200: VerifyResponseSerializer, 400: WRONG_CODE, 401: NO_SESSION,
+            403: fail("Pending session, foreign Origin, a user_id that is not yours, or a code is needed"),
+            429: LOCKED,
         },
     )
     def post(self, request):
         data = self.validated(request)
         user = sessions.own_user(request, data.get("user_id"))
+        # A code of the secret being enrolled proves only that secret, never the person: with a
+        # factor in force, replacing it needs that factor (see `reauthenticate`), and proves nothing.
+        replacing = user.otp_enabled and bool(user.pending_secret)
+        if replacing:
+            self.reauthenticate(request, user=user, token=None, refusal=REAUTHENTICATE_TO_REPLACE)
         enrolment = self.check_code(request, services.verify_enrolment, user=user, code=data["token"])
-        now = clock.now()
-        sessions.second_factor_proven(request, now=now)
+        if not replacing:  # the first factor, just proven; or a code of the secret in force
+            sessions.second_factor_proven(request, now=clock.now())
         if enrolment.switched_on:
             audit.record(request, Kind.OTP_ENABLED, user=enrolment.user)
             body = {"otp_verified": True, "user": self.user_data(enrolment.user)}
@@ -256,10 +287,7 @@ class DisableOtpView(FullSessionView):
     def post(self, request):
         data = self.validated(request)
         user = sessions.own_user(request, data.get("user_id"))
-        if user.otp_enabled and not sessions.second_factor_recent(request, now=clock.now()):
-            if not data.get("token"):
-                raise exceptions.PermissionDenied(REAUTHENTICATE)
-            self.check_code(request, services.accept_code, user=user, code=data["token"], recovery=False)
+        self.reauthenticate(request, user=user, token=data.get("token"), refusal=REAUTHENTICATE)
         was_enabled = user.otp_enabled
         user = services.disable(user=user)
         if was_enabled:
