@@ -610,7 +610,7 @@ class Bench:
             # The accounts locked for scenario (3) stay locked for the whole run (the first lock
             # lasts an hour, not 30 s); no other scenario locks anyone, and the path is the same.
             "M": self.start_server("M", self.env(database_url, TWOFA_LOCKOUT_BASE_SECONDS="3600")),
-            "G": self.start_server("G", self.env(database_url, TWOFA_LOCKOUT_THRESHOLD=HUGE)),
+            "G": self.start_server("G", self.env(database_url, TWOFA_LOCKOUT_THRESHOLD=HUGE, TWOFA_CODE_FAILURE_LIMIT="0")),
             "P": self.start_server("P", self.env(database_url, BENCH_PASSWORD_HASHER="pbkdf2-twice")),
         }
         self.load = LoadProcess(self.logdir)
@@ -694,7 +694,7 @@ class Bench:
         args = self.args
         log(f"scale: {args.scale_small:,} accounts against {args.scale_users:,}")
         small_url = self.databases.new("small")
-        small_env = self.env(small_url, TWOFA_LOCKOUT_THRESHOLD=HUGE)
+        small_env = self.env(small_url, TWOFA_LOCKOUT_THRESHOLD=HUGE, TWOFA_CODE_FAILURE_LIMIT="0")
         migrate(small_env)
         if self.load is None:
             self.load = LoadProcess(self.logdir)
@@ -704,7 +704,7 @@ class Bench:
         self.stop_server(server)
         seed(small_env, args.scale_small)
         large_url = self.databases.new("large", template=small_url)
-        large_env = self.env(large_url, TWOFA_LOCKOUT_THRESHOLD=HUGE)
+        large_env = self.env(large_url, TWOFA_LOCKOUT_THRESHOLD=HUGE, TWOFA_CODE_FAILURE_LIMIT="0")
         log(f"seeding {args.scale_users - args.scale_small:,} accounts")
         seeding = seed(large_env, args.scale_users)
         log(f"seeded in {seeding['seconds']} s")

@@ -56,9 +56,12 @@ class AdminLoginForm(AdminAuthenticationForm):
         except services.LockedOut as error:
             raise forms.ValidationError(f"Too many wrong codes. Try again in {error.retry_after} seconds.")
         except services.CodeRejected as rejected:
-            if rejected.locked:
-                audit.record(self.request, Kind.LOCKED_OUT, user=user, via="admin")
+            audit.record_lock(self.request, rejected, user=user, via="admin")
             raise forms.ValidationError("Enter a valid, unused authenticator code.")
+        except services.CodesLocked:
+            raise forms.ValidationError(
+                "Too many wrong codes: use a recovery code at the API, or ask an administrator to unlock the account."
+            )
         except services.NotEnrolled:
             raise forms.ValidationError("Enter a valid, unused authenticator code.")
 

@@ -37,6 +37,14 @@ def record(request, kind: str, *, user: UserModel | None = None, email: str = ""
     return event
 
 
+def record_lock(request, rejected, *, user: UserModel, **detail) -> None:
+    """Record the lock a refused code caused, if it caused one (a `services.CodeRejected`)."""
+    if rejected.codes_locked:
+        record(request, Kind.CODES_LOCKED, user=user, **detail)
+    elif rejected.locked:
+        record(request, Kind.LOCKED_OUT, user=user, **detail)
+
+
 def client_address(request) -> str | None:
     """The client's address, from the same header the login limits use (RATELIMIT_IP_META_KEY)."""
     raw = request.META.get(settings.RATELIMIT_IP_META_KEY or "REMOTE_ADDR", "") or ""

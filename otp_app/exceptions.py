@@ -31,6 +31,10 @@ _DOMAIN_ERRORS = {
     services.NotEnrolled: (status.HTTP_404_NOT_FOUND, "OTP must be verified first"),
     services.NoSecretToVerify: (status.HTTP_400_BAD_REQUEST, "No OTP secret to verify: call otp/generate first"),
     services.LockedOut: (status.HTTP_429_TOO_MANY_REQUESTS, "Too many wrong codes. Try again in {retry_after} seconds"),
+    services.CodesLocked: (
+        status.HTTP_429_TOO_MANY_REQUESTS,
+        "Too many wrong codes: sign in with a recovery code, or ask an administrator to unlock the account",
+    ),
     crypto.SecretUnreadable: (
         status.HTTP_503_SERVICE_UNAVAILABLE,
         "Two-factor secrets cannot be read: the encryption keys are misconfigured",

@@ -109,6 +109,7 @@ class SecurityEvent(models.Model):
         LOGIN_SUCCEEDED = "login_succeeded", "login succeeded"
         LOGIN_FAILED = "login_failed", "login failed"
         LOCKED_OUT = "locked_out", "locked out after wrong codes"
+        CODES_LOCKED = "codes_locked", "authenticator codes locked until a recovery code or an unlock"
         OTP_ENABLED = "otp_enabled", "2FA enabled"
         OTP_DISABLED = "otp_disabled", "2FA disabled"
         SECRET_REENROLLED = "secret_reenrolled", "secret re-enrolled"

@@ -29,9 +29,10 @@ class CodeRejected(Exception):
     `locked` says that this very attempt locked the account (for the audit trail).
     """
 
-    def __init__(self, locked: bool = False):
+    def __init__(self, locked: bool = False, codes_locked: bool = False):
         super().__init__()
         self.locked = locked
+        self.codes_locked = codes_locked  # this attempt was the last the authenticator's codes get
 
 
 class NoSecretToVerify(Exception):
@@ -40,6 +41,11 @@ class NoSecretToVerify(Exception):
 
 class NotEnrolled(Exception):
     """The account has no verified second factor to check a code against."""
+
+
+class CodesLocked(Exception):
+    """TWOFA_CODE_FAILURE_LIMIT consecutive wrong codes: the authenticator's codes stay refused
+    until a recovery code is accepted or an administrator unlocks the account."""
 
 
 @dataclass
@@ -145,6 +151,7 @@ def accept_code(*, user: UserModel, code: str, now: float, recovery: bool = True
         _count_attempt(user=user, now=now)
         _use_recovery_code(user=user, code=recovery_code, now=now)
         return Proof.RECOVERY_CODE
+    _refuse_locked_codes(user.failed_attempts)
     step = totp.matching_step(
         secret=crypto.decrypt(user.otp_secret), code=code, now=now, window=settings.TWOFA_VALID_WINDOW
     )
@@ -152,7 +159,7 @@ def accept_code(*, user: UserModel, code: str, now: float, recovery: bool = True
         _count_attempt(user=user, now=now)  # wrong, or used before (as read: the UPDATE decides)
     elif _accept_step(user=user, step=step, now=now):
         return Proof.TOTP
-    raise CodeRejected(locked=_this_attempt_locked(user))
+    raise _rejected(user)
 
 
 def _accept_step(*, user: UserModel, step: int, now: float) -> bool:
@@ -185,6 +192,7 @@ def _accept_step(*, user: UserModel, step: int, now: float) -> bool:
             raise CodeRejected
         failures, locked_until, last_step, secret = row
         _refuse_while_locked(locked_until, moment)
+        _refuse_locked_codes(failures)
         if secret != user.otp_secret or (last_step is not None and last_step >= step):
             # Replayed, or the secret was replaced meanwhile: a wrong attempt.
             user.failed_attempts, user.locked_until = failures, locked_until
@@ -258,7 +266,7 @@ def _use_recovery_code(*, user: UserModel, code: str, now: float) -> None:
                 recovery_codes_left=F("recovery_codes_left") - used, failed_attempts=0, locked_until=None
             )
     if not used:
-        raise CodeRejected(locked=_this_attempt_locked(user))
+        raise _rejected(user)
 
 
 def _clear_second_factor(*, user: UserModel) -> None:
@@ -274,9 +282,19 @@ def _clear_second_factor(*, user: UserModel) -> None:
     )
 
 
-def _this_attempt_locked(user: UserModel) -> bool:
+def _rejected(user: UserModel) -> CodeRejected:
     # `_count_attempt` left the count including this attempt on the user object.
-    return lock_seconds(user.failed_attempts) is not None
+    return CodeRejected(
+        locked=lock_seconds(user.failed_attempts) is not None,
+        codes_locked=user.otp_enabled and user.failed_attempts == settings.TWOFA_CODE_FAILURE_LIMIT,
+    )
+
+
+def _refuse_locked_codes(failures: int) -> None:
+    # NIST SP 800-63B-4 §3.2.2: at most 100 consecutive failures of one authenticator, ever;
+    # the growing delay alone would let guessing go on for as long as an attacker waits.
+    if 0 < settings.TWOFA_CODE_FAILURE_LIMIT <= failures:
+        raise CodesLocked
 
 
 def _not_used_since(step: int) -> Q:
@@ -290,10 +308,12 @@ def _checked_step(*, user: UserModel, secret: str, code: str, now: float) -> int
     sets the lock, so concurrent guesses cannot slip past the limit between a check and a write.
     A correct code then resets the count (see the callers' UPDATE).
     """
+    if user.otp_enabled:  # a first enrolment has no codes in force to lock
+        _refuse_locked_codes(user.failed_attempts)
     _count_attempt(user=user, now=now)
     step = totp.matching_step(secret=secret, code=code, now=now, window=settings.TWOFA_VALID_WINDOW)
     if step is None:
-        raise CodeRejected(locked=_this_attempt_locked(user))
+        raise _rejected(user)
     return step
 
 

@@ -20,6 +20,7 @@ registered = Signal()
 login_succeeded = Signal()
 login_failed = Signal()
 locked_out = Signal()
+codes_locked = Signal()
 otp_enabled = Signal()
 otp_disabled = Signal()
 secret_reenrolled = Signal()
@@ -32,6 +33,7 @@ BY_KIND = {
     Kind.LOGIN_SUCCEEDED: login_succeeded,
     Kind.LOGIN_FAILED: login_failed,
     Kind.LOCKED_OUT: locked_out,
+    Kind.CODES_LOCKED: codes_locked,
     Kind.OTP_ENABLED: otp_enabled,
     Kind.OTP_DISABLED: otp_disabled,
     Kind.SECRET_REENROLLED: secret_reenrolled,

@@ -92,8 +92,7 @@ class ApiView(GenericAPIView):
         try:
             return call(user=user, now=clock.now(), **kwargs)
         except services.CodeRejected as rejected:
-            if rejected.locked:
-                audit.record(request, Kind.LOCKED_OUT, user=user)
+            audit.record_lock(request, rejected, user=user)
             raise
 
 

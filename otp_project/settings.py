@@ -167,6 +167,12 @@ TWOFA_VALID_WINDOW = env.int("TWOFA_VALID_WINDOW", default=1)
 TWOFA_LOCKOUT_THRESHOLD = env.int("TWOFA_LOCKOUT_THRESHOLD", default=5)
 TWOFA_LOCKOUT_BASE_SECONDS = env.int("TWOFA_LOCKOUT_BASE_SECONDS", default=30)
 TWOFA_LOCKOUT_MAX_SECONDS = env.int("TWOFA_LOCKOUT_MAX_SECONDS", default=3600)
+# Wrong codes in a row after which the authenticator's codes stay refused until a recovery code
+# is accepted or an administrator unlocks the account (NIST SP 800-63B-4: at most 100). 0 turns
+# this off, for the benchmark's endless wrong codes only.
+TWOFA_CODE_FAILURE_LIMIT = env.int("TWOFA_CODE_FAILURE_LIMIT", default=100)
+if not 0 <= TWOFA_CODE_FAILURE_LIMIT <= 100:
+    raise ImproperlyConfigured("TWOFA_CODE_FAILURE_LIMIT must be from 1 to 100 (0: off)")
 # How long a pending login (password proven, code not yet) waits for otp/validate.
 TWOFA_PENDING_SECONDS = env.int("TWOFA_PENDING_SECONDS", default=300)
 # Failed logins allowed per account and per client address, as "count/period" (s, m, h, d).

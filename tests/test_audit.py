@@ -9,7 +9,7 @@ from datetime import datetime, timedelta, timezone
 import pytest
 from django.db import DEFAULT_DB_ALIAS, connections
 from django.dispatch import Signal
-from django.test import Client
+from django.test import Client, override_settings
 from rest_framework.test import APIClient
 
 from otp_app import services, signals, totp
@@ -84,6 +84,19 @@ def locked_out(clock):
     return ann.email
 
 
+def codes_locked(clock):
+    ann, secret = ann_with_2fa()
+    client = browser()
+    assert login(client, ann.email).status_code == 200
+    with override_settings(TWOFA_CODE_FAILURE_LIMIT=6):
+        for _ in range(5):
+            assert client.post(VALIDATE, {"token": wrong_code(secret, clock)}, format="json").status_code == 400
+        clock.tick(31)
+        assert client.post(VALIDATE, {"token": wrong_code(secret, clock)}, format="json").status_code == 400
+        assert client.post(VALIDATE, {"token": code_for(secret, clock)}, format="json").status_code == 429
+    return ann.email
+
+
 def otp_enabled(clock):
     make_user()
     client = browser()
@@ -143,6 +156,7 @@ SCENARIOS = {
     Kind.LOGIN_SUCCEEDED: (login_succeeded, signals.login_succeeded),
     Kind.LOGIN_FAILED: (login_failed, signals.login_failed),
     Kind.LOCKED_OUT: (locked_out, signals.locked_out),
+    Kind.CODES_LOCKED: (codes_locked, signals.codes_locked),
     Kind.OTP_ENABLED: (otp_enabled, signals.otp_enabled),
     Kind.OTP_DISABLED: (otp_disabled, signals.otp_disabled),
     Kind.SECRET_REENROLLED: (secret_reenrolled, signals.secret_reenrolled),
@@ -155,7 +169,7 @@ KINDS = pytest.mark.parametrize("kind", list(SCENARIOS), ids=[kind.value for kin
 
 def test_every_kind_the_issue_lists_has_a_scenario_here():
     assert set(SCENARIOS) == set(Kind)
-    assert len(Kind) == 10
+    assert len(Kind) == 11
 
 
 def wall_clock() -> datetime:
@@ -376,6 +390,10 @@ def test_no_event_and_no_log_line_holds_a_secret_a_recovery_code_or_a_password(d
     for token in ["zzzzz-zzzzz", wrong_code(secret, clock), "zzzzz-zzzzz", wrong_code(secret, clock), "yyyyy-yyyyy"]:
         assert locked.post(VALIDATE, {"token": token}, format="json").status_code == 400
     assert locked.post(VALIDATE, {"token": codes[1]}, format="json").status_code == 429
+    # one more wrong code after the lock, and the authenticator's codes stay locked
+    clock.tick(31)
+    with override_settings(TWOFA_CODE_FAILURE_LIMIT=6):
+        assert locked.post(VALIDATE, {"token": wrong_code(secret, clock)}, format="json").status_code == 400
     # an administrator resets it
     root = make_user("root@example.com", "Root", is_staff=True, is_superuser=True)
     admin = Client()
