@@ -7,13 +7,14 @@ from django.conf import settings
 from django.contrib.auth import authenticate
 from django.core.cache import cache
 from django.db import connection
+from django.utils.cache import add_never_cache_headers
 from drf_yasg import openapi
 from drf_yasg.utils import no_body, swagger_auto_schema
 from rest_framework import exceptions, status
 from rest_framework.generics import GenericAPIView
 from rest_framework.response import Response
-from rest_framework.views import APIView
 from rest_framework.throttling import ScopedRateThrottle
+from rest_framework.views import APIView
 
 from . import audit, clock, qr, services, sessions, throttles, totp
 from .exceptions import IncorrectCredentials
@@ -60,6 +61,11 @@ class ApiView(GenericAPIView):
 
     permission_classes = [sessions.TrustedOrigin]
     metadata_class = Metadata
+
+    def finalize_response(self, request, response, *args, **kwargs):
+        # Answers carry secrets, recovery codes and account data: no cache may keep any of them.
+        add_never_cache_headers(response)
+        return super().finalize_response(request, response, *args, **kwargs)
 
     def initial(self, request, *args, **kwargs):
         # A wrong method is a 405 whoever asks, before sessions or throttles are looked at.

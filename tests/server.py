@@ -79,6 +79,8 @@ class Server:
             "SECURE_SSL_REDIRECT": "false",
             "SESSION_COOKIE_SECURE": "false",
             "CSRF_COOKIE_SECURE": "false",
+            # A deployment that serves the React app of the tests names its origin.
+            "CORS_ALLOWED_ORIGINS": "http://localhost:3000",
             "TWOFA_REGISTER_RATE": "100000/hour",
             "TWOFA_LOGIN_FAILURES_PER_ADDRESS": "100000/15m",
             "GUNICORN_ACCESS_LOG": "",

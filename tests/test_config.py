@@ -67,3 +67,18 @@ def test_sqlite_is_tuned_for_several_server_processes():
     assert options["transaction_mode"] == "IMMEDIATE"
     assert options["timeout"] >= 5
     assert "journal_mode=WAL" in options["init_command"]
+
+
+def test_with_debug_off_no_front_end_origin_is_trusted_by_default():
+    script = "from django.conf import settings as s; print(repr(s.CORS_ALLOWED_ORIGINS), repr(s.TWOFA_TRUSTED_ORIGINS))"
+    production = {key: value for key, value in PRODUCTION.items() if key != "CORS_ALLOWED_ORIGINS"}
+    result = manage("shell", "-c", script, **production)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines()[-1].split() == ["[]", "[]"]
+
+
+def test_with_debug_on_the_react_apps_development_origin_is_trusted():
+    script = "from django.conf import settings as s; print(*s.CORS_ALLOWED_ORIGINS)"
+    result = manage("shell", "-c", script)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines()[-1].split() == ["http://localhost:3000"]
