@@ -3,13 +3,11 @@
 An event holds who (user and email), when, from where (client address, user agent) and a small
 JSON detail. Callers pass only non-secret detail; no code, secret or password ever goes in.
 """
-import ipaddress
 import logging
 from datetime import datetime, timezone
 
-from django.conf import settings
-
 from . import clock, rows, signals
+from .client_address import client_address
 from .models import SecurityEvent, UserModel
 
 logger = logging.getLogger("otp_app.security")
@@ -43,13 +41,3 @@ def record_lock(request, rejected, *, user: UserModel, **detail) -> None:
         record(request, Kind.CODES_LOCKED, user=user, **detail)
     elif rejected.locked:
         record(request, Kind.LOCKED_OUT, user=user, **detail)
-
-
-def client_address(request) -> str | None:
-    """The client's address, from the same header the login limits use (RATELIMIT_IP_META_KEY)."""
-    raw = request.META.get(settings.RATELIMIT_IP_META_KEY or "REMOTE_ADDR", "") or ""
-    candidate = raw.split(",")[0].strip()
-    try:
-        return str(ipaddress.ip_address(candidate))
-    except ValueError:
-        return None

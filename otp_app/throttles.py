@@ -1,4 +1,5 @@
-"""Limits on password guessing, per account and per client address.
+"""Limits on password guessing, per account and per client address, and on registrations per
+client address; each reads the address from `client_address.limit_key`.
 
 Every attempt is counted before its password is hashed and taken back when the password was
 right, in the shared cache (the database by default, Redis when configured), so every process
@@ -12,7 +13,9 @@ from django.core.cache.backends.db import DatabaseCache
 from django.db import connections, router, transaction
 from django_ratelimit import ALL
 from django_ratelimit import core as ratelimit
+from rest_framework.throttling import ScopedRateThrottle
 
+from .client_address import limit_key
 from .models import normalise_email
 
 
@@ -26,8 +29,20 @@ def _limits(email: str):
     account = normalise_email(email)
     return (
         ("login-failures-account", lambda group, request: account, settings.TWOFA_LOGIN_FAILURES_PER_ACCOUNT),
-        ("login-failures-address", lambda group, request: ratelimit._get_ip(request), settings.TWOFA_LOGIN_FAILURES_PER_ADDRESS),
+        ("login-failures-address", lambda group, request: limit_key(request), settings.TWOFA_LOGIN_FAILURES_PER_ADDRESS),
     )
+
+
+class RegisterThrottle(ScopedRateThrottle):
+    """Registrations per client address (the view's scope, `register`: TWOFA_REGISTER_RATE)."""
+
+    def get_ident(self, request) -> str:
+        return limit_key(request)
+
+    def get_cache_key(self, request, view) -> str:
+        # Per address for a logged-in client too: counted per account instead, each account
+        # registered would open a fresh allowance.
+        return self.cache_format % {"scope": self.scope, "ident": self.get_ident(request)}
 
 
 def count_password_attempt(request, *, email: str) -> "Attempt":

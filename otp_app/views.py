@@ -13,7 +13,6 @@ from drf_yasg.utils import no_body, swagger_auto_schema
 from rest_framework import exceptions, status
 from rest_framework.generics import GenericAPIView
 from rest_framework.response import Response
-from rest_framework.throttling import ScopedRateThrottle
 from rest_framework.views import APIView
 
 from . import audit, clock, qr, services, sessions, throttles, totp
@@ -108,7 +107,7 @@ class FullSessionView(ApiView):
 
 class RegisterView(ApiView):
     serializer_class = RegisterSerializer
-    throttle_classes = [ScopedRateThrottle]
+    throttle_classes = [throttles.RegisterThrottle]
     throttle_scope = "register"
 
     @swagger_auto_schema(

@@ -3,6 +3,7 @@
 Every variable is listed with its default in the README, "Configuration". Development needs
 none of them: DEBUG on, SQLite in `db.sqlite3`, the cache in that same database.
 """
+import ipaddress
 import warnings
 from pathlib import Path
 
@@ -198,8 +199,19 @@ if not TWOFA_ENCRYPTION_KEYS:
 # API's own origin (Swagger UI): the CORS front ends and any CSRF-trusted origins.
 TWOFA_TRUSTED_ORIGINS = [*CORS_ALLOWED_ORIGINS, *CSRF_TRUSTED_ORIGINS]
 
-# Behind a proxy, the header that carries the client address (e.g. HTTP_X_REAL_IP).
+# The client address of every limit and of the audit trail (otp_app/client_address.py): the
+# connection's, unless the connection comes from one of TRUSTED_PROXIES (addresses or networks)
+# and RATELIMIT_IP_META_KEY names the request.META key of the header that proxy sets
+# (HTTP_X_REAL_IP, HTTP_X_FORWARDED_FOR). Headers from anyone else are the client's own words.
 RATELIMIT_IP_META_KEY = env.str("RATELIMIT_IP_META_KEY", default="") or None
+if RATELIMIT_IP_META_KEY and not RATELIMIT_IP_META_KEY.startswith("HTTP_"):
+    # A header as written (X-Real-IP) is no META key: every client would count as the proxy.
+    raise ImproperlyConfigured("RATELIMIT_IP_META_KEY must name a header's META key, e.g. HTTP_X_REAL_IP")
+TRUSTED_PROXIES = env.list("TRUSTED_PROXIES", default=["127.0.0.1", "::1"])
+try:
+    [ipaddress.ip_network(proxy, strict=False) for proxy in TRUSTED_PROXIES]
+except ValueError as error:
+    raise ImproperlyConfigured(f"TRUSTED_PROXIES: {error}") from None
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": ["otp_app.sessions.SessionAuthentication"],
@@ -208,7 +220,6 @@ REST_FRAMEWORK = {
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "EXCEPTION_HANDLER": "otp_app.exceptions.handle_exception",
     "DEFAULT_THROTTLE_RATES": {"register": TWOFA_REGISTER_RATE},
-    "NUM_PROXIES": env.int("NUM_PROXIES", default=None),
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
 }
 

@@ -4,6 +4,7 @@ import uuid
 
 import pyotp
 import requests
+from requests.adapters import HTTPAdapter
 
 from .conftest import PASSWORD
 
@@ -48,3 +49,20 @@ class Account:
         # The code of the next time step: the current one was just used by otp/verify, and the
         # ±1 step window accepts the next.
         return pyotp.TOTP(self.secret).at(time.time() + 30)
+
+
+class _FromAddress(HTTPAdapter):
+    def __init__(self, address: str):
+        self.address = address
+        super().__init__()
+
+    def init_poolmanager(self, *args, **kwargs):
+        super().init_poolmanager(*args, source_address=(self.address, 0), **kwargs)
+
+
+def session_from(address: str) -> requests.Session:
+    """A browser whose connections leave from `address`, one of 127.0.0.0/8 (all local on
+    Linux): to the server, another client than 127.0.0.1."""
+    http = requests.Session()
+    http.mount("http://", _FromAddress(address))
+    return http

@@ -243,6 +243,7 @@ def test_a_lockout_from_wrong_recovery_codes_is_recorded(db, clock):
 
 def test_the_client_address_comes_from_the_configured_proxy_header(db, clock, settings):
     settings.RATELIMIT_IP_META_KEY = "HTTP_X_REAL_IP"
+    settings.TRUSTED_PROXIES = ["10.0.0.1"]
     make_user()
     login(APIClient(HTTP_X_REAL_IP="198.51.100.23", REMOTE_ADDR="10.0.0.1"), "ann@example.com")
     assert SecurityEvent.objects.get(kind=Kind.LOGIN_SUCCEEDED).client_address == "198.51.100.23"
