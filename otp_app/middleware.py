@@ -1,7 +1,8 @@
-"""A database or cache that cannot be reached is a 503 JSON answer, never a 500 page.
+"""Requests the service refuses before any view runs, and outages, as JSON answers.
 
-Security checks need both (sessions, lockouts, failed-login counters), so without them the
-service refuses the request: it fails closed, and recovers by itself when they return.
+A body in a charset other than UTF-8 is a 415. A database or cache that cannot be reached is a
+503, never a 500 page: security checks need both (sessions, lockouts, failed-login counters),
+so without them the service fails closed, and recovers by itself when they return.
 """
 from django.db import InterfaceError, OperationalError
 from django.http import JsonResponse
@@ -42,3 +43,31 @@ class ServiceUnavailableMiddleware:
         if is_unavailable(exception):
             return unavailable_response()
         return None
+
+
+UTF8_ONLY = "Request bodies must be UTF-8: send charset=utf-8 or no charset"
+
+
+def is_utf8(charset: str | None) -> bool:
+    """Whether a Content-Type's charset parameter (None when absent) names UTF-8."""
+    return charset is None or charset.strip().lower() in ("utf-8", "utf8")
+
+
+class Utf8RequestsMiddleware:
+    """Refuses a request whose Content-Type names a charset other than UTF-8, with 415 JSON,
+    before anything reads its body or query string.
+
+    Django would decode forms and query strings with any codec Python has by that name, and DRF
+    the JSON: with `charset=bz2` or `zlib` a body of a few hundred bytes, well under the size
+    limit, expands to hundreds of megabytes, and other codecs end in a 500. (The servers'
+    requests, otp_app/handlers.py, never take that encoding at all.) JSON is UTF-8 (RFC 8259
+    section 8.1), and browsers send forms in the page's UTF-8.
+    """
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        if not is_utf8(request.content_params.get("charset")):
+            return JsonResponse({"status": "fail", "message": UTF8_ONLY}, status=415)
+        return self.get_response(request)

@@ -49,6 +49,8 @@ MIDDLEWARE = [
     "django.contrib.sessions.middleware.SessionMiddleware",
     "corsheaders.middleware.CorsMiddleware",
     "django.middleware.common.CommonMiddleware",
+    # Before the first middleware that reads a body (CSRF), after CORS so a front end can read the 415.
+    "otp_app.middleware.Utf8RequestsMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "otp_app.backends.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
