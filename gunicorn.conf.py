@@ -18,6 +18,9 @@ max_requests = int(os.environ.get("GUNICORN_MAX_REQUESTS", "10000"))
 max_requests_jitter = 1000
 accesslog = os.environ.get("GUNICORN_ACCESS_LOG", "-") or None  # "" turns it off
 errorlog = "-"
+# Both logs escape control characters in what they write, as the service's own log does: a
+# newline in a path or header cannot start a line of its own.
+logger_class = "otp_app.logs.GunicornLogger"
 # No query strings or bodies are logged: nothing secret travels in a URL here anyway.
 access_log_format = '%(h)s "%(r)s" %(s)s %(b)s %(M)sms'
 forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1")

@@ -258,12 +258,33 @@ STORAGES = {
 WHITENOISE_USE_FINDERS = True
 warnings.filterwarnings("ignore", message="No directory at", category=UserWarning)  # before collectstatic
 
+# Every message is written on one line, its control characters escaped (otp_app/logs.py): an
+# email, path or host with a newline cannot start a line of its own. gunicorn's logs do the same.
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    "formatters": {
+        "escaped": {"class": "otp_app.logs.EscapingFormatter", "format": "%(levelname)s %(name)s: %(message)s"},
+        "django.server": {
+            "class": "otp_app.logs.EscapingFormatter", "format": "[{server_time}] {message}", "style": "{"
+        },
+    },
+    "filters": {"require_debug_true": {"()": "django.utils.log.RequireDebugTrue"}},
+    "handlers": {
+        "console": {"class": "logging.StreamHandler", "formatter": "escaped"},
+        # runserver's request lines, as Django writes them (with DEBUG on), escaped.
+        "django.server": {
+            "class": "logging.StreamHandler", "formatter": "django.server", "filters": ["require_debug_true"]
+        },
+    },
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
-    # Django logs every 4xx as a warning; the access log has them already, and wrong codes or
-    # passwords by the thousand would flood it. Errors (5xx) are still logged.
-    "loggers": {"django.request": {"level": env.str("DJANGO_REQUEST_LOG_LEVEL", default="ERROR")}},
+    "loggers": {
+        # Django's own handlers (a console with DEBUG on; mail to ADMINS, of whom there are none)
+        # would write unescaped: its records go to the root's handler instead.
+        "django": {"handlers": [], "level": "INFO", "propagate": True},
+        "django.server": {"handlers": ["django.server"], "level": "INFO", "propagate": False},
+        # Django logs every 4xx as a warning; the access log has them already, and wrong codes or
+        # passwords by the thousand would flood it. Errors (5xx) are still logged.
+        "django.request": {"level": env.str("DJANGO_REQUEST_LOG_LEVEL", default="ERROR")},
+    },
 }
