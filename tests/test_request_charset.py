@@ -175,9 +175,8 @@ def test_compressed_body_with_charset_bz2_is_refused_over_http(live_server_url, 
 
 @pytest.mark.e2e
 def test_query_string_with_charset_rot13_is_refused_over_http(live_server_url):
-    response = requests.get(
-        live_server_url + "/admin/login/?next=/admin/", headers={"Content-Type": "text/plain; charset=rot13"}, timeout=60
-    )
+    headers = {"Content-Type": "text/plain; charset=rot13"}
+    response = requests.get(live_server_url + "/admin/login/?next=/admin/", headers=headers, timeout=60)
     assert_http_refused_as_not_utf8(response)
 
 
