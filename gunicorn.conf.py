@@ -21,8 +21,9 @@ errorlog = "-"
 # Both logs escape control characters in what they write, as the service's own log does: a
 # newline in a path or header cannot start a line of its own.
 logger_class = "otp_app.logs.GunicornLogger"
-# No query strings or bodies are logged: nothing secret travels in a URL here anyway.
-access_log_format = '%(h)s "%(r)s" %(s)s %(b)s %(M)sms'
+# The access log writes no query string or body: the method, path and protocol, not the request
+# line (%(r)s), which holds the query string.
+access_log_format = '%(h)s "%(m)s %(U)s %(H)s" %(s)s %(b)s %(M)sms'
 forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1")
 # gunicorn's control socket has one default path per machine user, so several instances (or
 # test servers) on one machine would overwrite each other's; this service does not use it.

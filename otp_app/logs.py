@@ -29,6 +29,19 @@ class EscapingFormatter(logging.Formatter):
         return super().formatMessage(record)
 
 
+class OneLineWarning(logging.Filter):
+    """Turns a logger's records into warnings without their traceback.
+
+    For refusals of a client's mistake (a Host header not in ALLOWED_HOSTS), which Django logs as
+    errors with a traceback that says nothing, and which scanners cause by the thousand.
+    """
+
+    def filter(self, record):
+        record.levelno, record.levelname = logging.WARNING, logging.getLevelName(logging.WARNING)
+        record.exc_info = record.exc_text = record.stack_info = None
+        return True
+
+
 class GunicornLogger(glogging.Logger):
     """gunicorn's logger (gunicorn.conf.py: `logger_class`) with its handlers' messages escaped;
     its settings (accesslog, errorlog, loglevel, syslog) work as they do for gunicorn's own."""

@@ -269,7 +269,10 @@ LOGGING = {
             "class": "otp_app.logs.EscapingFormatter", "format": "[{server_time}] {message}", "style": "{"
         },
     },
-    "filters": {"require_debug_true": {"()": "django.utils.log.RequireDebugTrue"}},
+    "filters": {
+        "one_line_warning": {"()": "otp_app.logs.OneLineWarning"},
+        "require_debug_true": {"()": "django.utils.log.RequireDebugTrue"},
+    },
     "handlers": {
         "console": {"class": "logging.StreamHandler", "formatter": "escaped"},
         # runserver's request lines, as Django writes them (with DEBUG on), escaped.
@@ -286,5 +289,8 @@ LOGGING = {
         # Django logs every 4xx as a warning; the access log has them already, and wrong codes or
         # passwords by the thousand would flood it. Errors (5xx) are still logged.
         "django.request": {"level": env.str("DJANGO_REQUEST_LOG_LEVEL", default="ERROR")},
+        # A Host header not in ALLOWED_HOSTS is a 400 and one warning line, not an error with a
+        # traceback: scanners send them by the thousand.
+        "django.security.DisallowedHost": {"filters": ["one_line_warning"]},
     },
 }
