@@ -10,9 +10,21 @@ bind = os.environ.get("GUNICORN_BIND", "0.0.0.0:8000")
 workers = int(os.environ.get("WEB_CONCURRENCY", os.cpu_count() or 2))
 threads = int(os.environ.get("GUNICORN_THREADS", "4"))
 worker_class = "gthread"
+# A worker whose main loop is silent this long is restarted. With threads this bounds a stuck
+# process, not a request: nothing in gunicorn bounds how long a client takes to send one, so a
+# proxy that reads requests whole must sit in front (README, "Deploying"; docs/nginx.conf).
 timeout = int(os.environ.get("GUNICORN_TIMEOUT", "30"))
 graceful_timeout = 30
-keepalive = 5
+# Idle kept-alive connections wait in the worker's poller, not in a thread. Behind a balancer
+# that keeps its connections to gunicorn open, set this above the balancer's idle timeout, or
+# its requests race gunicorn's closing of the connection.
+keepalive = int(os.environ.get("GUNICORN_KEEPALIVE", "2"))
+# The largest request the API needs, with room (short paths, bodies of TWOFA_MAX_BODY_BYTES,
+# a browser's two dozen headers and its cookie): larger ones are refused (414, 431) before
+# the application sees them.
+limit_request_line = 2048
+limit_request_fields = 50
+limit_request_field_size = 4096
 # Restart workers now and then, so a slow leak can never grow without bound.
 max_requests = int(os.environ.get("GUNICORN_MAX_REQUESTS", "10000"))
 max_requests_jitter = 1000
