@@ -80,19 +80,38 @@ def browser(chromium_installed):
         playwright.stop()
 
 
+# Tells the test of every Content-Security-Policy violation of every document the page loads.
+REPORT_CSP_VIOLATIONS = """
+document.addEventListener("securitypolicyviolation", event => window.reportCspViolation(
+    `${event.effectiveDirective} refused ${event.blockedURI || "inline"} (${event.sourceFile}:${event.lineNumber})`
+));
+"""
+
+
 @pytest.fixture
 def page(browser):
     """A new page in a fresh browser profile (no cookies). `page.errors` collects its uncaught
-    script errors: a page that throws is broken even when it looks fine."""
+    script errors: a page that throws is broken even when it looks fine. `page.csp_violations`
+    collects what its Content-Security-Policy refused, as events and as console messages."""
     context = browser.new_context(viewport=VIEWPORT)
     context.set_default_timeout(TIMEOUT_MS)
+    csp_violations = []
+    context.expose_function("reportCspViolation", lambda violation: csp_violations.append(violation))
+    context.add_init_script(REPORT_CSP_VIOLATIONS)
     page = context.new_page()
     page.errors = []
     page.on("pageerror", lambda error: page.errors.append(str(error)))
+    page.csp_violations = csp_violations
+    page.on("console", lambda message: _record_csp_message(csp_violations, message.text))
     try:
         yield page
     finally:
         context.close()
+
+
+def _record_csp_message(violations: list[str], text: str) -> None:
+    if "Content Security Policy" in text:
+        violations.append(text)
 
 
 @pytest.fixture(scope="module")

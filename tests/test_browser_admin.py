@@ -1,12 +1,15 @@
 """The Django admin in a real browser, on gunicorn with production settings (static files by
 WhiteNoise): a superuser made by `createsuperuser` logs in, finds a user by email and sees its
-2FA status; a superuser with 2FA on needs the authenticator code as well."""
+2FA status; a superuser with 2FA on needs the authenticator code as well. The admin works under
+its Content-Security-Policy with nothing refused."""
 import subprocess
 import sys
 import time
 
 import pyotp
 import pytest
+
+from otp_app.middleware import ADMIN
 
 from .browser import browser, chromium_installed, page  # noqa: F401  (fixtures)
 from .conftest import PASSWORD
@@ -105,3 +108,22 @@ def test_superuser_with_2fa_needs_the_code_at_the_admin_login(page, server):
     # The next step's code: otp/verify used the current one, and a code is accepted once.
     admin_login(page, server.url, admin_email, otp_token=pyotp.TOTP(admin.secret).at(time.time() + 30))
     assert page.locator("h1").inner_text() == "Site administration"
+
+
+def test_admin_works_under_its_content_security_policy_with_nothing_refused(page, server):
+    admin_email = fresh_email("admin-csp")
+    create_superuser(server, admin_email)
+    response = page.goto(server.url + "/admin/login/")
+    assert response.headers["content-security-policy"] == ADMIN
+
+    admin_login(page, server.url, admin_email)
+    assert page.locator("h1").inner_text() == "Site administration"
+    row = find_user(page, admin_email)
+    row.locator(".field-email a").click()
+    assert page.locator("#id_email").input_value() == admin_email
+    for path, title in [("otp_app/usermodel/add/", "Add user"), ("otp_app/securityevent/", "Select security event to view")]:
+        response = page.goto(f"{server.url}/admin/{path}")
+        assert response.headers["content-security-policy"] == ADMIN
+        assert page.locator("h1").inner_text() == title
+    assert page.csp_violations == []
+    assert page.errors == []

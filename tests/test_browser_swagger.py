@@ -2,13 +2,15 @@
 
 Swagger UI lists every endpoint, and "Try it out" works from the page itself: a same-origin
 browser request with the session cookie, which the origin rule lets through. ReDoc renders
-every endpoint. The test also keeps the README's screenshot of Swagger UI (docs/swagger-ui.png).
+every endpoint. Both work under their Content-Security-Policy with nothing refused. The test also
+keeps the README's screenshot of Swagger UI (docs/swagger-ui.png).
 """
 import json
 from pathlib import Path
 
 import pytest
 
+from otp_app.middleware import REDOC, SWAGGER_UI
 from otp_app.urls import ENDPOINTS
 
 from .browser import api_on_localhost_8000, browser, chromium_installed, page  # noqa: F401  (fixtures)
@@ -109,4 +111,27 @@ def test_redoc_renders_every_endpoint(page, live_server_url):
     )
     assert {tuple(operation) for operation in rendered} == expected_operations()
     assert page.locator("h1").first.inner_text().startswith("2FA API")
+    assert page.errors == []
+
+
+def test_swagger_ui_works_under_its_content_security_policy_with_nothing_refused(page, live_server_url):
+    response = page.goto(live_server_url + "/swagger/")
+    assert response.headers["content-security-policy"] == SWAGGER_UI
+    page.locator(".opblock").first.wait_for()
+    # "Try it out" is a request of the page's own (connect-src).
+    status, body = try_it_out(page, "/healthz")
+    assert (status, body["status"]) == ("200", "ok")
+    assert page.csp_violations == []
+    assert page.errors == []
+
+
+def test_redoc_works_under_its_content_security_policy_with_nothing_refused(page, live_server_url):
+    response = page.goto(live_server_url + "/redoc/")
+    assert response.headers["content-security-policy"] == REDOC
+    page.locator("[data-section-id^='operation/']").first.wait_for()
+    assert page.locator("h1").first.inner_text().startswith("2FA API")
+    # ReDoc searches in a worker of its own (worker-src blob:).
+    page.get_by_placeholder("Search...").fill("login")
+    page.locator("[data-role='search:results'] li").first.wait_for()
+    assert page.csp_violations == []
     assert page.errors == []
