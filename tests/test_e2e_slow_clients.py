@@ -114,9 +114,10 @@ def test_through_nginx_the_headers_a_client_sends_do_not_name_it(tmp_path, meta_
     127.0.0.1 is nginx's own address, a trusted proxy."""
     nginx_process.require()
     server = Server(tmp_path, env={"RATELIMIT_IP_META_KEY": meta_key, "TWOFA_REGISTER_RATE": "3/hour"})
-    proxy = nginx_process.Nginx(tmp_path, upstream_port=server.start().port).start()
+    proxy = None
     client = session_from("127.0.0.2")
     try:
+        proxy = nginx_process.Nginx(tmp_path, upstream_port=server.start().port).start()
         statuses = [
             client.post(
                 proxy.url + "/api/auth/register",
@@ -127,7 +128,8 @@ def test_through_nginx_the_headers_a_client_sends_do_not_name_it(tmp_path, meta_
             for n in range(1, 5)
         ]
     finally:
-        proxy.stop()
+        if proxy is not None:
+            proxy.stop()
         server.stop()
         drop_database(server.env["DATABASE_URL"])
     assert statuses == [201, 201, 201, 429]
