@@ -26,7 +26,7 @@ REQUEST_FIELDS = {
     # path -> (all fields, required fields)
     "/api/auth/register": ({"email", "name", "password", "passwordConfirm"}, {"email", "name", "password"}),
     "/api/auth/login": ({"email", "password"}, {"email", "password"}),
-    "/api/auth/otp/generate": ({"user_id", "email"}, set()),
+    "/api/auth/otp/generate": ({"user_id", "email", "token"}, set()),
     "/api/auth/otp/verify": ({"user_id", "token"}, {"token"}),
     "/api/auth/otp/validate": ({"user_id", "token"}, {"token"}),
     "/api/auth/otp/disable": ({"user_id", "token"}, set()),
@@ -40,7 +40,7 @@ RESPONSES = {
     "/api/auth/login": {200, 400, 403, 429},
     "/api/auth/logout": {200, 403},
     "/api/auth/me": {200, 401, 403},
-    "/api/auth/otp/generate": {200, 400, 401, 403},
+    "/api/auth/otp/generate": {200, 400, 401, 403, 429},
     "/api/auth/otp/verify": {200, 400, 401, 403, 429},
     "/api/auth/otp/validate": {200, 400, 401, 403, 404, 429},
     "/api/auth/otp/disable": {200, 400, 401, 403, 429},
