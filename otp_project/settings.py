@@ -143,7 +143,10 @@ SESSION_COOKIE_HTTPONLY = True
 SESSION_COOKIE_NAME = "sessionid"
 SESSION_COOKIE_SAMESITE = "Lax"
 SESSION_COOKIE_SECURE = env.bool("SESSION_COOKIE_SECURE", default=not DEBUG)
+# A session ends 12 hours after its login, or after 30 minutes unused (NIST SP 800-63B's AAL2
+# reauthentication limits); SESSION_IDLE_SECONDS=0 turns the idle limit off.
 SESSION_COOKIE_AGE = env.int("SESSION_COOKIE_AGE", default=12 * 60 * 60)
+SESSION_IDLE_SECONDS = env.int("SESSION_IDLE_SECONDS", default=30 * 60)
 CSRF_COOKIE_SECURE = env.bool("CSRF_COOKIE_SECURE", default=not DEBUG)
 
 # --- HTTPS (production defaults; `manage.py check --deploy` stays quiet with them) ---------------

@@ -15,6 +15,7 @@ from rest_framework.exceptions import ValidationError
 
 from otp_app import serializers, services, throttles
 from otp_app.session_backends import db as session_db
+from otp_app.session_backends.db import stored_key
 from otp_app.models import UserModel
 
 from .conftest import PASSWORD, code_for, login
@@ -87,7 +88,7 @@ def test_new_session_key_is_written_once_with_its_data(pending_client, user_with
     assert [query.split()[0] for query in session_writes] == ["DELETE", "INSERT"]
     new_key = pending_client.cookies["sessionid"].value
     assert new_key != pending_key
-    assert not Session.objects.filter(session_key=pending_key).exists()
+    assert not Session.objects.filter(session_key=stored_key(pending_key)).exists()
     assert SessionStore(new_key).get("_auth_user_id") == str(user_with_2fa.pk)
 
 
@@ -162,10 +163,10 @@ def limit_counts() -> dict:
 
 def test_a_session_row_names_its_account_pending_and_full(pending_client, user_with_2fa, clock):
     pending_key = pending_client.cookies["sessionid"].value
-    assert Session.objects.get(session_key=pending_key).user_id == user_with_2fa.pk
+    assert Session.objects.get(session_key=stored_key(pending_key)).user_id == user_with_2fa.pk
     token = code_for(user_with_2fa.otp_secret, clock)
     assert pending_client.post(VALIDATE, {"token": token}, format="json").status_code == 200
-    assert Session.objects.get(session_key=pending_client.cookies["sessionid"].value).user_id == user_with_2fa.pk
+    assert Session.objects.get(session_key=stored_key(pending_client.cookies["sessionid"].value)).user_id == user_with_2fa.pk
 
 
 def test_deleting_an_account_deletes_its_sessions(logged_in_client, user):
@@ -179,7 +180,7 @@ def test_the_account_read_with_the_session_is_the_one_the_session_names(logged_i
     # A session row whose column named another account (it never does) would still be answered
     # for the account in the signed session data, never for the column's.
     key = logged_in_client.cookies["sessionid"].value
-    Session.objects.filter(session_key=key).update(user=other_user)
+    Session.objects.filter(session_key=stored_key(key)).update(user=other_user)
     response = logged_in_client.get("/api/auth/me")
     assert response.status_code == 200 and response.json()["user"]["email"] == user.email
 
@@ -209,11 +210,11 @@ def test_a_session_deleted_while_its_request_ran_is_not_written_again(logged_in_
     key = logged_in_client.cookies["sessionid"].value
     store = SessionStore(key)
     store["seen"] = True
-    Session.objects.filter(session_key=key).delete()
+    Session.objects.filter(session_key=stored_key(key)).delete()
     with pytest.raises(Exception) as raised:
         store.save()
     assert type(raised.value).__name__ == "UpdateError"
-    assert not Session.objects.filter(session_key=key).exists()
+    assert not Session.objects.filter(session_key=stored_key(key)).exists()
 
 
 # Bodies as clients send them, valid and not, for the request serializers' shared instances.
