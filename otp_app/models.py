@@ -3,8 +3,10 @@
 Every rule about that state (single use, lockout, enrolment) lives in `services.py`; this
 module only says what is stored and what the database itself guarantees.
 """
+import unicodedata
 import uuid
 
+import idna
 from django.contrib.auth.models import AbstractBaseUser, BaseUserManager, PermissionsMixin
 from django.contrib.sessions.base_session import AbstractBaseSession
 from django.db import models
@@ -14,9 +16,30 @@ from django.utils import timezone
 from . import rows
 
 
-def normalise_email(email: str) -> str:
-    # One spelling per mailbox: " Ann@Example.COM " and "ann@example.com" are one account.
-    return (email or "").strip().lower()
+class InvalidEmailDomain(ValueError):
+    """The domain of an email is no valid internationalised domain name."""
+
+
+def normalise_email(email: str, *, strict: bool = False) -> str:
+    """One spelling per mailbox, so that one mailbox is one account.
+
+    " Ann@Example.COM ", "ａｎｎ@ｅｘａｍｐｌｅ.com" (fullwidth), "ann@ⓔxample.com" (circled) and
+    "ann@ex\u00adample.com" (a soft hyphen) are all "ann@example.com": Unicode compatibility
+    forms folded (NFKC), letter case folded, invisible format characters dropped from the local
+    part, and the domain in its IDNA (UTS #46) form, kept in Unicode (U-label) as people read it.
+    A domain IDNA refuses raises InvalidEmailDomain when `strict`, else stays as it was folded.
+    """
+    folded = unicodedata.normalize("NFKC", (email or "").strip()).lower()
+    local, at, domain = folded.rpartition("@")
+    if not at:
+        return folded
+    local = "".join(symbol for symbol in local if unicodedata.category(symbol) != "Cf")
+    try:
+        domain = idna.decode(idna.encode(domain, uts46=True))
+    except idna.IDNAError as error:
+        if strict:
+            raise InvalidEmailDomain(str(error)) from error
+    return f"{local}@{domain}"
 
 
 class UserManager(BaseUserManager):

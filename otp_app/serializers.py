@@ -5,7 +5,7 @@ from django.contrib.auth import password_validation
 from django.core.exceptions import ValidationError as DjangoValidationError
 from rest_framework import serializers
 
-from .models import UserModel, normalise_email
+from .models import InvalidEmailDomain, UserModel, normalise_email
 
 
 class StringOnly:
@@ -22,7 +22,14 @@ class Text(StringOnly, serializers.CharField):
 
 
 class Email(StringOnly, serializers.EmailField):
-    pass
+    """An address in its one spelling (models.normalise_email), folded before it is validated."""
+
+    def to_internal_value(self, data):
+        value = super().to_internal_value(data)
+        try:
+            return normalise_email(value, strict=True)
+        except InvalidEmailDomain:
+            self.fail("invalid")
 
 
 class Uuid(StringOnly, serializers.UUIDField):
@@ -75,9 +82,6 @@ class RegisterSerializer(serializers.Serializer):
         max_length=128, trim_whitespace=False, required=False, style={"input_type": "password"},
         help_text="Optional; when sent it must equal `password`.",
     )
-
-    def validate_email(self, value):
-        return normalise_email(value)
 
     def validate(self, attrs):
         confirm = attrs.pop("passwordConfirm", None)
