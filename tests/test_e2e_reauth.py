@@ -1,0 +1,47 @@
+"""The re-authentication rule over real HTTP, on a server where no proof is ever recent
+(TWOFA_REAUTH_SECONDS=0), as for a session left unattended or a stolen cookie: the second factor
+can be neither replaced nor removed without a current code of the secret in force."""
+import pytest
+
+from .http_client import Account
+from .server import Server, drop_database
+
+pytestmark = pytest.mark.e2e
+
+
+@pytest.fixture(scope="module")
+def stale(tmp_path_factory):
+    server = Server(tmp_path_factory.mktemp("stale"), env={"TWOFA_REAUTH_SECONDS": "0"})
+    try:
+        yield server.start().url
+    finally:
+        server.stop()
+        drop_database(server.env["DATABASE_URL"])
+
+
+def test_a_stale_session_can_neither_replace_nor_remove_the_second_factor(stale):
+    person = Account(stale)
+    person.enrol()
+
+    replacing = person.post("otp/generate")
+    disabling = person.post("otp/disable")
+
+    assert replacing.status_code == 403 and replacing.json()["message"].startswith("Confirm with a code")
+    assert "base32" not in replacing.json()
+    assert disabling.status_code == 403
+    # The person's own authenticator still opens the account.
+    later = person.pending_session()
+    assert person.post("otp/validate", {"token": person.next_code()}, http=later).status_code == 200
+
+
+def test_only_a_current_code_of_the_secret_in_force_starts_a_replacement(stale):
+    person = Account(stale)
+    person.enrol()
+    right = person.next_code()
+    wrong = next(code for code in ("000000", "111111") if code != right)
+
+    assert person.post("otp/generate", {"token": wrong}).status_code == 400
+    generated = person.post("otp/generate", {"token": right})
+
+    assert generated.status_code == 200, generated.text
+    assert set(generated.json()) == {"base32", "otpauth_url", "qr_code"}
