@@ -66,6 +66,13 @@ def _fresh_cache(request):
 
 
 @pytest.fixture
+def no_idle_limit(settings):
+    """Sessions that outlive hours without use: for tests of other rules over long spans. List
+    it before the fixtures that log in, so their sessions are made without an idle limit."""
+    settings.SESSION_IDLE_SECONDS = 0
+
+
+@pytest.fixture
 def api():
     return APIClient()
 

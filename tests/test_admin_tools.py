@@ -27,7 +27,7 @@ def root(db):
 
 
 @pytest.fixture
-def admin(root):
+def admin(root, clock):
     client = Client()
     client.force_login(root)
     return client
@@ -201,7 +201,7 @@ def test_unlock_touches_only_the_selected_accounts(admin, clock):
 
 
 @pytest.fixture
-def viewer(db):
+def viewer(db, clock):
     """Staff who may look at users but not change them."""
     viewer = make_user("viewer@example.com", "Viewer", is_staff=True)
     viewer.user_permissions.add(Permission.objects.get(codename="view_usermodel"))

@@ -344,7 +344,7 @@ def halves_of(code: str) -> set[str]:
     return {part for half in (canonical[:5], canonical[5:]) for part in (half.lower(), half.upper())}
 
 
-def test_no_event_and_no_log_line_holds_a_secret_a_recovery_code_or_a_password(db, clock, caplog, monkeypatch):
+def test_no_event_and_no_log_line_holds_a_secret_a_recovery_code_or_a_password(db, no_idle_limit, clock, caplog, monkeypatch):
     for logger in ("", "django", "django.db.backends", "otp_app"):
         caplog.set_level(logging.DEBUG, logger=logger)
     # SQL statements are logged too. Patched on the connection itself, not on the `connection`

@@ -147,7 +147,9 @@ def test_a_wrong_code_after_the_lock_locks_again_for_twice_as_long(full_2fa_clie
     assert_locked(validate(full_2fa_client, code_for(user_with_2fa.otp_secret, clock)), retry_after=60)
 
 
-def test_the_delay_doubles_with_each_further_wrong_code_up_to_the_maximum(full_2fa_client, user_with_2fa, clock):
+def test_the_delay_doubles_with_each_further_wrong_code_up_to_the_maximum(
+    no_idle_limit, full_2fa_client, user_with_2fa, clock
+):
     guess_wrong(full_2fa_client, user_with_2fa, clock, 5)
     seen = []
     for _ in range(9):

@@ -65,7 +65,7 @@ def test_disable_after_the_window_without_a_code_is_403_asking_for_a_code(full_2
     assert_needs_a_code(disable(full_2fa_client), user_with_2fa)
 
 
-def test_disable_hours_later_without_a_code_is_refused(full_2fa_client, user_with_2fa, clock):
+def test_disable_hours_later_without_a_code_is_refused(no_idle_limit, full_2fa_client, user_with_2fa, clock):
     clock.tick(6 * 60 * 60)
     assert_needs_a_code(disable(full_2fa_client, user_id=str(user_with_2fa.pk)), user_with_2fa)
 
@@ -140,7 +140,7 @@ def test_the_window_is_configurable(full_2fa_client, user_with_2fa, clock, setti
     assert_needs_a_code(disable(full_2fa_client), user_with_2fa)
 
 
-def test_a_longer_configured_window_is_honoured(full_2fa_client, user_with_2fa, clock, settings):
+def test_a_longer_configured_window_is_honoured(no_idle_limit, full_2fa_client, user_with_2fa, clock, settings):
     settings.TWOFA_REAUTH_SECONDS = 3600
     clock.tick(3000)
     assert disable(full_2fa_client).status_code == 200
