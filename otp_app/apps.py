@@ -9,8 +9,8 @@ class OtpAppConfig(AppConfig):
     def ready(self):
         from django.contrib.auth.signals import user_logged_in
 
-        from . import backends
+        from . import services
 
         # Django's own receiver saves the user through a compiled queryset on every login.
         user_logged_in.disconnect(dispatch_uid="update_last_login")
-        user_logged_in.connect(backends.update_last_login, dispatch_uid="update_last_login")
+        user_logged_in.connect(services.update_last_login, dispatch_uid="update_last_login")

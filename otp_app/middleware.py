@@ -1,13 +1,18 @@
 """The service's middleware: what every response carries, what is refused before any view runs,
-and outages, answered as JSON.
+who the session's user is, and outages, answered as JSON.
 
 Every response has a Content-Security-Policy. A body in a charset other than UTF-8 is a 415. A
 database or cache that cannot be reached is a 503, never a 500 page: security checks need both
 (sessions, lockouts, failed-login counters), so without them the service fails closed, and
 recovers by itself when they return.
 """
+from django.contrib import auth
+from django.contrib.auth.middleware import AuthenticationMiddleware as DjangoAuthenticationMiddleware
 from django.db import InterfaceError, OperationalError
 from django.http import JsonResponse
+from django.utils.functional import SimpleLazyObject
+
+from . import backends
 
 try:
     from redis.exceptions import ConnectionError as RedisConnectionError
@@ -115,3 +120,19 @@ def policy_for(path: str) -> str:
         if path.startswith(prefix):
             return policy
     return NOTHING
+
+
+class AuthenticationMiddleware(DjangoAuthenticationMiddleware):
+    """Django's, with the account read along with the session's row: `request.user` is found as
+    Django finds it (`auth.get_user`: the session's backend, its password-hash check)."""
+
+    def process_request(self, request):
+        super().process_request(request)
+        request.user = SimpleLazyObject(lambda: _user_of(request))
+
+
+def _user_of(request):
+    if not hasattr(request, "_cached_user"):
+        with backends.reading(request.session):
+            request._cached_user = auth.get_user(request)
+    return request._cached_user

@@ -5,8 +5,10 @@ module only says what is stored and what the database itself guarantees.
 """
 import unicodedata
 import uuid
+from importlib import import_module
 
 import idna
+from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser, BaseUserManager, PermissionsMixin
 from django.contrib.sessions.base_session import AbstractBaseSession
 from django.db import models
@@ -169,6 +171,5 @@ class Session(AbstractBaseSession):
 
     @classmethod
     def get_session_store_class(cls):
-        from .session_backends.db import SessionStore
-
-        return SessionStore
+        # The store of SESSION_ENGINE, looked up rather than imported: it imports this module.
+        return import_module(settings.SESSION_ENGINE).SessionStore

@@ -10,7 +10,7 @@ from drf_yasg.generators import OpenAPISchemaGenerator
 from drf_yasg.inspectors import SwaggerAutoSchema
 from rest_framework.metadata import SimpleMetadata
 
-from . import sessions
+from . import permissions
 from .serializers import FailSerializer
 
 
@@ -36,7 +36,7 @@ _EVERY_POST = {
     "413": fail("Request body is too large"),
     "415": fail("Unsupported media type: send Content-Type: application/json"),
 }
-_SESSION_PERMISSIONS = (sessions.FullSession, sessions.PendingOrFullSession)
+_SESSION_PERMISSIONS = (permissions.FullSession, permissions.PendingOrFullSession)
 
 
 class AutoSchema(SwaggerAutoSchema):

@@ -1,10 +1,9 @@
-"""The API, one thin view per endpoint: validate the body, call a service, shape the answer.
+"""The API, one thin view per endpoint: validate the body, call one flow, shape the answer.
 
-Who may call what is declared by `permission_classes` (see sessions.py); what each error
-looks like on the wire is decided in exceptions.py.
+Who may call what is declared by `permission_classes` (permissions.py); what each request does
+is in flows.py; what each error looks like on the wire is decided in exceptions.py.
 """
 from django.conf import settings
-from django.contrib.auth import authenticate
 from django.core.cache import cache
 from django.db import connection
 from django.utils.cache import add_never_cache_headers
@@ -15,9 +14,7 @@ from rest_framework.generics import GenericAPIView
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from . import audit, clock, qr, services, sessions, throttles, totp
-from .exceptions import IncorrectCredentials
-from .models import SecurityEvent, UserModel, normalise_email
+from . import flows, permissions, qr, throttles, totp
 from .openapi import (
     BAD_INPUT,
     FOREIGN_ORIGIN,
@@ -48,17 +45,10 @@ from .serializers import (
 )
 
 
-Kind = SecurityEvent.Kind
-REAUTHENTICATE = "Confirm with a code: send a current token to turn two-factor authentication off"
-REAUTHENTICATE_TO_REPLACE = (
-    "Confirm with a code: send a current token of your authenticator to otp/generate to replace it"
-)
-
-
 class ApiView(GenericAPIView):
     """What every endpoint shares: the origin rule, and 405 before anything else."""
 
-    permission_classes = [sessions.TrustedOrigin]
+    permission_classes = [permissions.TrustedOrigin]
     metadata_class = Metadata
 
     def finalize_response(self, request, response, *args, **kwargs):
@@ -79,30 +69,9 @@ class ApiView(GenericAPIView):
     def user_data(self, user) -> dict:
         return UserSerializer(user).data
 
-    def reauthenticate(self, request, *, user: UserModel, token: str | None, refusal: str) -> None:
-        """The re-authentication rule, for every change of an account's factors: with 2FA on, a
-        session must have proven the second factor within TWOFA_REAUTH_SECONDS, or `token` must
-        be a current code of the factor in force (which then counts as that proof). Someone who
-        finds a logged-in browser, or steals its cookie, can change nothing with it alone."""
-        now = clock.now()
-        if not user.otp_enabled or sessions.second_factor_recent(request, now=now):
-            return
-        if not token:
-            raise exceptions.PermissionDenied(refusal)
-        self.check_code(request, services.accept_code, user=user, code=token, recovery=False)
-        sessions.second_factor_proven(request, now=clock.now())
-
-    def check_code(self, request, call, *, user: UserModel, **kwargs):
-        """Run a service that checks a code; the attempt that locks the account is recorded."""
-        try:
-            return call(user=user, now=clock.now(), **kwargs)
-        except services.CodeRejected as rejected:
-            audit.record_lock(request, rejected, user=user)
-            raise
-
 
 class FullSessionView(ApiView):
-    permission_classes = [sessions.TrustedOrigin, sessions.FullSession]
+    permission_classes = [permissions.TrustedOrigin, permissions.FullSession]
 
 
 class RegisterView(ApiView):
@@ -125,8 +94,7 @@ class RegisterView(ApiView):
     )
     def post(self, request):
         data = self.validated(request)
-        user = services.register(email=data["email"], name=data["name"], password=data["password"])
-        audit.record(request, Kind.REGISTERED, user=user)
+        flows.register(request, email=data["email"], name=data["name"], password=data["password"])
         return Response(
             {"status": "success", "message": "Registered successfully, please login"},
             status=status.HTTP_201_CREATED,
@@ -150,15 +118,7 @@ class LoginView(ApiView):
     )
     def post(self, request):
         data = self.validated(request)
-        attempt = throttles.count_password_attempt(request, email=data["email"])
-        user = authenticate(request, email=data["email"], password=data["password"])
-        if user is None:
-            email = normalise_email(data["email"])
-            audit.record(request, Kind.LOGIN_FAILED, user=UserModel.objects.filter(email=email).first(), email=email)
-            raise IncorrectCredentials
-        attempt.forgive()
-        sessions.start(request, user, now=clock.now())
-        audit.record(request, Kind.LOGIN_SUCCEEDED, user=user, second_factor="pending" if user.otp_enabled else "off")
+        user = flows.login(request, email=data["email"], password=data["password"])
         return Response({"status": "success", "user": self.user_data(user)})
 
 
@@ -170,7 +130,7 @@ class LogoutView(ApiView):
         responses={200: StatusMessageSerializer, 403: FOREIGN_ORIGIN},
     )
     def post(self, request):
-        sessions.end(request)
+        flows.logout(request)
         return Response({"status": "success", "message": "Logged out"})
 
 
@@ -203,9 +163,8 @@ class GenerateOtpView(FullSessionView):
     )
     def post(self, request):
         data = self.validated(request)
-        user = sessions.own_user(request, data.get("user_id"))
-        self.reauthenticate(request, user=user, token=data.get("token"), refusal=REAUTHENTICATE_TO_REPLACE)
-        secret = services.prepare_secret(user=user)
+        user = permissions.own_user(request, data.get("user_id"))
+        secret = flows.start_enrolment(request, user=user, code=data.get("token"))
         url = totp.otpauth_url(secret=secret, email=user.email, issuer=settings.TWOFA_ISSUER)
         return Response({"base32": secret, "otpauth_url": url, "qr_code": qr.svg_data_uri(url)})
 
@@ -228,26 +187,17 @@ class VerifyOtpView(FullSessionView):
     )
     def post(self, request):
         data = self.validated(request)
-        user = sessions.own_user(request, data.get("user_id"))
-        # A code of the secret being enrolled proves only that secret, never the person: with a
-        # factor in force, replacing it needs that factor (see `reauthenticate`), and proves nothing.
-        replacing = user.otp_enabled and bool(user.pending_secret)
-        if replacing:
-            self.reauthenticate(request, user=user, token=None, refusal=REAUTHENTICATE_TO_REPLACE)
-        enrolment = self.check_code(request, services.verify_enrolment, user=user, code=data["token"])
-        if not replacing:  # the first factor, just proven; or a code of the secret in force
-            sessions.second_factor_proven(request, now=clock.now())
+        user = permissions.own_user(request, data.get("user_id"))
+        enrolment = flows.finish_enrolment(request, user=user, code=data["token"])
+        body = {"otp_verified": True, "user": self.user_data(enrolment.user)}
         if enrolment.switched_on:
-            audit.record(request, Kind.OTP_ENABLED, user=enrolment.user)
-            body = {"otp_verified": True, "user": self.user_data(enrolment.user)}
-            return Response({**body, "recovery_codes": enrolment.recovery_codes})
-        audit.record(request, Kind.SECRET_REENROLLED, user=enrolment.user)
-        return Response({"otp_verified": True, "user": self.user_data(enrolment.user)})
+            body["recovery_codes"] = enrolment.recovery_codes
+        return Response(body)
 
 
 class ValidateOtpView(ApiView):
     serializer_class = TokenSerializer
-    permission_classes = [sessions.TrustedOrigin, sessions.PendingOrFullSession]
+    permission_classes = [permissions.TrustedOrigin, permissions.PendingOrFullSession]
 
     @swagger_auto_schema(
         operation_summary="Second step of login: prove a code",
@@ -263,12 +213,8 @@ class ValidateOtpView(ApiView):
     )
     def post(self, request):
         data = self.validated(request)
-        user = sessions.own_user(request, data.get("user_id"))
-        proof = self.check_code(request, services.accept_code, user=user, code=data["token"])
-        sessions.complete_second_factor(request, user, now=clock.now())
-        if proof is services.Proof.RECOVERY_CODE:
-            user.refresh_from_db(fields=["recovery_codes_left"])
-            audit.record(request, Kind.RECOVERY_CODE_USED, user=user, recovery_codes_left=user.recovery_codes_left)
+        user = permissions.own_user(request, data.get("user_id"))
+        flows.prove_second_factor(request, user=user, code=data["token"])
         return Response({"otp_valid": True})
 
 
@@ -290,12 +236,8 @@ class DisableOtpView(FullSessionView):
     )
     def post(self, request):
         data = self.validated(request)
-        user = sessions.own_user(request, data.get("user_id"))
-        self.reauthenticate(request, user=user, token=data.get("token"), refusal=REAUTHENTICATE)
-        was_enabled = user.otp_enabled
-        user = services.disable(user=user)
-        if was_enabled:
-            audit.record(request, Kind.OTP_DISABLED, user=user)
+        user = permissions.own_user(request, data.get("user_id"))
+        user = flows.disable(request, user=user, code=data.get("token"))
         return Response({"otp_disabled": True, "user": self.user_data(user)})
 
 
@@ -314,9 +256,8 @@ class RecoveryCodesView(FullSessionView):
     )
     def post(self, request):
         data = self.validated(request)
-        user = sessions.own_user(request, data.get("user_id"))
-        codes = self.check_code(request, services.regenerate_recovery_codes, user=user, code=data["token"])
-        audit.record(request, Kind.RECOVERY_CODES_REGENERATED, user=user)
+        user = permissions.own_user(request, data.get("user_id"))
+        codes = flows.regenerate_recovery_codes(request, user=user, code=data["token"])
         return Response({"status": "success", "recovery_codes": codes})
 
 

@@ -53,7 +53,7 @@ MIDDLEWARE = [
     # Before the first middleware that reads a body (CSRF), after CORS so a front end can read the 415.
     "otp_app.middleware.Utf8RequestsMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
-    "otp_app.backends.AuthenticationMiddleware",
+    "otp_app.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
@@ -220,8 +220,8 @@ except ValueError as error:
     raise ImproperlyConfigured(f"TRUSTED_PROXIES: {error}") from None
 
 REST_FRAMEWORK = {
-    "DEFAULT_AUTHENTICATION_CLASSES": ["otp_app.sessions.SessionAuthentication"],
-    "DEFAULT_PERMISSION_CLASSES": ["otp_app.sessions.TrustedOrigin"],
+    "DEFAULT_AUTHENTICATION_CLASSES": ["otp_app.authentication.SessionAuthentication"],
+    "DEFAULT_PERMISSION_CLASSES": ["otp_app.permissions.TrustedOrigin"],
     "DEFAULT_PARSER_CLASSES": ["otp_app.parsers.JSONParser"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "EXCEPTION_HANDLER": "otp_app.exceptions.handle_exception",

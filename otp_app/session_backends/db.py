@@ -25,7 +25,8 @@ from django.contrib.sessions.backends import db
 from django.contrib.sessions.backends.base import CreateError, UpdateError
 from django.db import IntegrityError
 
-from .. import clock, rows
+from .. import clock, rows, session_state
+from ..models import Session
 
 _KEY_DRAWS = 5  # a key collides with one in use practically never; anything else is an error
 _STARTED_KEY = "_session_started"  # when the session's login began, on the app's clock
@@ -55,8 +56,6 @@ class SessionStore(db.SessionStore):
 
     @classmethod
     def get_model_class(cls):
-        from ..models import Session
-
         return Session
 
     def _get_session_from_db(self):
@@ -99,11 +98,9 @@ class SessionStore(db.SessionStore):
 
     def _row(self, data) -> dict:
         """The columns of this session's row besides its key, for `data`."""
-        from ..sessions import account_id
-
         data.setdefault(_STARTED_KEY, clock.now())
         return {
-            "session_data": self.encode(data), "expire_date": self.get_expiry_date(data=data), "user": account_id(data),
+            "session_data": self.encode(data), "expire_date": self.get_expiry_date(data=data), "user": session_state.account_id(data),
         }
 
     def create_model_instance(self, data):

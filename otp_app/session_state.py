@@ -1,0 +1,60 @@
+"""The states of a session, and what a session keeps for them.
+
+anonymous -> (login: password proven) -> pending -> (a code proven) -> full. An account without
+2FA goes straight to full. Only a full session is a Django login, so a pending session never
+opens anything else that trusts `request.user` (the admin, for one).
+"""
+from django.conf import settings
+from django.contrib.auth import SESSION_KEY
+from django.utils.crypto import constant_time_compare
+
+PENDING = "pending"
+FULL = "full"
+
+PENDING_KEY = "twofa_pending"  # the pending login: its account, since when, its password hash
+PROVEN_AT_KEY = "twofa_proven_at"  # when this session last proved a second factor
+
+
+def begin_pending(session, *, user_id: str, password_hash: str, now: float) -> None:
+    session[PENDING_KEY] = {"user_id": user_id, "since": now, "hash": password_hash}
+
+
+def end_pending(session) -> None:
+    session.pop(PENDING_KEY, None)
+
+
+def pending_account_id(session, *, now: float) -> str | None:
+    """The account a pending login waits for a code of; None when there is none, or it waited
+    longer than TWOFA_PENDING_SECONDS (then it ends)."""
+    pending = session.get(PENDING_KEY)
+    if not isinstance(pending, dict):
+        return None
+    if now - pending.get("since", 0) > settings.TWOFA_PENDING_SECONDS:
+        end_pending(session)
+        return None
+    return pending.get("user_id")
+
+
+def pending_password_matches(session, password_hash: str) -> bool:
+    """Whether the password is still the one the pending login proved: a change of password while
+    a login is pending ends it, as Django ends full sessions."""
+    pending = session.get(PENDING_KEY) or {}
+    return constant_time_compare(pending.get("hash", ""), password_hash)
+
+
+def account_id(data: dict) -> str | None:
+    """The id of the account a session belongs to, pending or full, from its data."""
+    pending = data.get(PENDING_KEY)
+    if isinstance(pending, dict):
+        return pending.get("user_id")
+    return data.get(SESSION_KEY)
+
+
+def mark_second_factor_proven(session, *, now: float) -> None:
+    session[PROVEN_AT_KEY] = now
+
+
+def second_factor_recent(session, *, now: float) -> bool:
+    """Whether this session proved the second factor within TWOFA_REAUTH_SECONDS."""
+    proven_at = session.get(PROVEN_AT_KEY)
+    return isinstance(proven_at, (int, float)) and 0 <= now - proven_at <= settings.TWOFA_REAUTH_SECONDS
