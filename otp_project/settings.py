@@ -187,8 +187,9 @@ TWOFA_PENDING_SECONDS = env.int("TWOFA_PENDING_SECONDS", default=300)
 # Failed logins allowed per account and per client address, as "count/period" (s, m, h, d).
 TWOFA_LOGIN_FAILURES_PER_ACCOUNT = env.str("TWOFA_LOGIN_FAILURES_PER_ACCOUNT", default="10/15m")
 TWOFA_LOGIN_FAILURES_PER_ADDRESS = env.str("TWOFA_LOGIN_FAILURES_PER_ADDRESS", default="100/15m")
-# Registrations per client address, as DRF rates ("count/second|minute|hour|day").
-TWOFA_REGISTER_RATE = env.str("TWOFA_REGISTER_RATE", default="30/hour")
+# Registrations per client address, as DRF rates ("count/second|minute|hour|day"): enough for a
+# developer or an office behind one address, never an hour-long wait; each costs a password hash.
+TWOFA_REGISTER_RATE = env.str("TWOFA_REGISTER_RATE", default="20/minute")
 TWOFA_MAX_BODY_BYTES = env.int("TWOFA_MAX_BODY_BYTES", default=16 * 1024)
 # How long after proving the second factor in a session otp/disable needs no fresh code.
 TWOFA_REAUTH_SECONDS = env.int("TWOFA_REAUTH_SECONDS", default=15 * 60)
