@@ -106,7 +106,8 @@ if REDIS_URL:
         "default": {
             "BACKEND": "django.core.cache.backends.redis.RedisCache",
             "LOCATION": REDIS_URL,
-            "KEY_PREFIX": "otp",
+            # Services (or test servers) that share one Redis keep apart by their prefix.
+            "KEY_PREFIX": env.str("REDIS_KEY_PREFIX", default="otp"),
             "OPTIONS": {"socket_connect_timeout": 2, "socket_timeout": 2},
         }
     }

@@ -1,5 +1,6 @@
 """A real server process for end-to-end tests: gunicorn, production settings, its own SQLite file."""
 import base64
+import hashlib
 import os
 import socket
 import subprocess
@@ -87,6 +88,11 @@ class Server:
             **({"REDIS_URL": redis_url} if redis_url else {}),
             **(env or {}),
         }
+        # Servers of one database are instances of one service and share its counters in Redis;
+        # a server of another database starts with none.
+        self.env.setdefault(
+            "REDIS_KEY_PREFIX", "otp-" + hashlib.sha256(self.env["DATABASE_URL"].encode()).hexdigest()[:12]
+        )
         self.command = [
             sys.executable, "-m", "gunicorn", "--config", str(ROOT / "gunicorn.conf.py"), "otp_project.wsgi",
             "--bind", f"127.0.0.1:{self.port}", "--workers", str(workers), "--threads", str(threads),
