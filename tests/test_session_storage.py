@@ -4,7 +4,10 @@ The table keeps a hash of each key, never the key, so a read of it yields no ses
 ends SESSION_IDLE_SECONDS (30 minutes) after its last use or SESSION_COOKIE_AGE (12 hours) after
 its login, whichever comes first; a used session's row is refreshed at most once a minute.
 """
+import asyncio
 import importlib
+
+import pytest
 
 from django.apps import apps
 from django.db import connection
@@ -12,7 +15,7 @@ from django.test.utils import CaptureQueriesContext
 from rest_framework.test import APIClient
 
 from otp_app.models import Session
-from otp_app.session_backends.db import stored_key
+from otp_app.session_backends.db import SessionStore, stored_key
 
 from .conftest import code_for, login
 from .paths import LOGOUT, ME, VALIDATE
@@ -125,3 +128,14 @@ def test_the_cookie_lasts_as_long_as_the_session(api, user, clock):
     response = login(api, user.email)
 
     assert response.cookies["sessionid"]["max-age"] == 30 * 60
+
+
+@pytest.mark.parametrize("method", ["aload", "aexists", "asave", "adelete", "acycle_key", "aflush", "aget"])
+def test_the_async_methods_are_refused_rather_than_half_done(db, method):
+    store = SessionStore("k" * 32)  # a key, as a request's cookie gives
+    call = getattr(store, method)
+    arguments = {"aexists": ("key",), "aget": ("key",)}.get(method, ())
+
+    with pytest.raises(NotImplementedError, match="synchronous only"):
+        asyncio.run(call(*arguments))
+    assert not Session.objects.exists()

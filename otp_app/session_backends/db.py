@@ -1,19 +1,14 @@
-"""SESSION_ENGINE: Django's database-backed sessions, made cheaper on the hot path.
+"""SESSION_ENGINE: Django's database sessions, in `otp_app.Session`, whose rows name their account.
 
-- Sessions are rows of `otp_app.Session`, which names the session's account in a column; one
-  plain SQL statement (rows.py) reads the session and its account together, and the account is
-  handed to authentication (backends.py) instead of being read again.
-- A new session key (login, otp/validate) is not written as an empty row that the response
-  then updates: the row is inserted once, with its data, when the response saves the session.
-- A session's row is written with one plain INSERT or UPDATE, not a model save.
-- A key is 160 random bits from one call of the system's generator, written in base32's lower
-  case (32 of Django's key characters). Django draws its 32 characters one by one, about 45
-  reads of the generator (each a system call).
+- One query reads a session with its account (`select_related`); authentication takes the
+  account from it (backends.py). Deleting an account deletes its sessions.
 - The table holds a hash of each key, never the key: a read of the table yields no session.
-- A session ends 12 hours (SESSION_COOKIE_AGE) after its login, or SESSION_IDLE_SECONDS after
-  its last use; a used session's row is refreshed at most once a minute, not on every request.
-  Both follow the app's clock.
-Everything else (signing, encoding) is Django's.
+- A new key (login, otp/validate) is inserted once, with its data, when the response saves the
+  session; Django would insert an empty row first and update it.
+- A key is 160 random bits from one read of the system's generator, in base32's lower case.
+- A session ends SESSION_COOKIE_AGE (12 h) after its login, or SESSION_IDLE_SECONDS after its
+  last use, on the app's clock; a used session's row is refreshed at most once a minute.
+- Synchronous only: the async methods are refused, never half done (the service runs on WSGI).
 """
 import base64
 import hashlib
@@ -23,9 +18,9 @@ from datetime import datetime, timedelta, timezone
 from django.conf import settings
 from django.contrib.sessions.backends import db
 from django.contrib.sessions.backends.base import CreateError, UpdateError
-from django.db import IntegrityError
+from django.db import DatabaseError, IntegrityError, router, transaction
 
-from .. import clock, rows, session_state
+from .. import clock, session_state
 from ..models import Session
 
 _KEY_DRAWS = 5  # a key collides with one in use practically never; anything else is an error
@@ -59,13 +54,14 @@ class SessionStore(db.SessionStore):
         return Session
 
     def _get_session_from_db(self):
-        session, self.account = rows.first_with(
-            self.model, "user",
-            ("session_key", "=", stored_key(self.session_key)), ("expire_date", ">", _moment(clock.now())),
-        )
-        if session is None:
+        try:
+            session = self.model.objects.select_related("user").get(
+                session_key=stored_key(self.session_key), expire_date__gt=_moment(clock.now())
+            )
+        except self.model.DoesNotExist:
             self._session_key = None
             return None
+        self.account = session.user  # None when the account was deleted meanwhile
         self._read_expiry = session.expire_date
         return session
 
@@ -96,19 +92,12 @@ class SessionStore(db.SessionStore):
         if session_key is not None:
             super().delete(stored_key(session_key))
 
-    def _row(self, data) -> dict:
-        """The columns of this session's row besides its key, for `data`."""
-        data.setdefault(_STARTED_KEY, clock.now())
-        return {
-            "session_data": self.encode(data), "expire_date": self.get_expiry_date(data=data), "user": session_state.account_id(data),
-        }
-
     def create_model_instance(self, data):
-        row = self._row(data)
-        return self.model(
-            session_key=stored_key(self._get_or_create_session_key()), session_data=row["session_data"],
-            expire_date=row["expire_date"], user_id=row["user"],
-        )
+        data.setdefault(_STARTED_KEY, clock.now())
+        session = super().create_model_instance(data)
+        session.session_key = stored_key(session.session_key)
+        session.user_id = session_state.account_id(data)
+        return session
 
     def _get_new_session_key(self):
         while True:
@@ -128,19 +117,37 @@ class SessionStore(db.SessionStore):
         if self.session_key is None:
             self.create()
         must_create = must_create or self._unsaved_key
-        row = self._row(self._get_session(no_load=must_create))
+        session = self.create_model_instance(self._get_session(no_load=must_create))
+        using = router.db_for_write(self.model, instance=session)
         for _ in range(_KEY_DRAWS):
-            if not must_create:
-                if not rows.update(self.model, row, ("session_key", "=", stored_key(self.session_key))):
-                    raise UpdateError  # deleted meanwhile (Django's answer: SessionInterrupted)
-                return
             try:
-                rows.insert(self.model, {"session_key": stored_key(self.session_key), **row})
+                with transaction.atomic(using=using):
+                    session.save(force_insert=must_create, force_update=not must_create, using=using)
             except IntegrityError as error:
                 if not self._unsaved_key:
                     raise CreateError from error
-                self._session_key = new_key()
+                self._session_key = new_key()  # a key in use: draw another
+                session.session_key = stored_key(self._session_key)
                 continue
+            except DatabaseError as error:
+                raise UpdateError from error  # deleted meanwhile (Django's answer: SessionInterrupted)
             self._unsaved_key = False
             return
         raise CreateError
+
+
+def _refused(name: str):
+    async def refuse(self, *args, **kwargs):
+        raise NotImplementedError(
+            f"SessionStore.{name}: this session store is synchronous only; Django's async session "
+            "methods would not write the session's account"
+        )
+
+    return refuse
+
+
+for _name in (
+    "aload", "_aget_session_from_db", "aexists", "acreate", "acreate_model_instance", "asave", "adelete",
+    "acycle_key", "aflush", "aget_expiry_date", "aget_expiry_age",
+):
+    setattr(SessionStore, _name, _refused(_name))
