@@ -45,7 +45,7 @@ def _where(model, connection, conditions, prefix: str = "") -> tuple[str, list]:
 def _prepared(fields, values, connection) -> list | None:
     try:
         return [field.get_db_prep_value(value, connection, prepared=False) for field, value in zip(fields, values)]
-    except (ValidationError, ValueError, TypeError):
+    except (ValidationError, ValueError):  # a TypeError is a bug of the caller: it raises
         return None  # a value no row can hold (a malformed id): no row matches
 
 
