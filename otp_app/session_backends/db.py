@@ -1,7 +1,8 @@
 """SESSION_ENGINE: Django's database sessions, in `otp_app.Session`, whose rows name their account.
 
-- One query reads a session with its account (`select_related`); authentication takes the
-  account from it (backends.py). Deleting an account deletes its sessions.
+- One query reads a session with its account, as `select_related` would, by a statement prepared
+  once (rows.py); authentication takes the account from it (backends.py). Deleting an account
+  deletes its sessions.
 - The table holds a hash of each key, never the key: a read of the table yields no session.
 - A new key (login, otp/validate) is inserted once, with its data, when the response saves the
   session; Django would insert an empty row first and update it.
@@ -20,7 +21,7 @@ from django.contrib.sessions.backends import db
 from django.contrib.sessions.backends.base import CreateError, UpdateError
 from django.db import DatabaseError, IntegrityError, router, transaction
 
-from .. import clock, session_state
+from .. import clock, rows, session_state
 from ..models import Session
 
 _KEY_DRAWS = 5  # a key collides with one in use practically never; anything else is an error
@@ -54,14 +55,15 @@ class SessionStore(db.SessionStore):
         return Session
 
     def _get_session_from_db(self):
-        try:
-            session = self.model.objects.select_related("user").get(
-                session_key=stored_key(self.session_key), expire_date__gt=_moment(clock.now())
-            )
-        except self.model.DoesNotExist:
+        # What `select_related("user").get(...)` reads, as one prepared statement (rows.py): every
+        # request with a session runs it, and compiling the queryset costs more than the query.
+        session, self.account = rows.first_with(
+            self.model, "user",
+            ("session_key", "=", stored_key(self.session_key)), ("expire_date", ">", _moment(clock.now())),
+        )
+        if session is None:
             self._session_key = None
             return None
-        self.account = session.user  # None when the account was deleted meanwhile
         self._read_expiry = session.expire_date
         return session
 
