@@ -28,7 +28,7 @@ class AdminLoginForm(AdminAuthenticationForm):
         try:
             attempt = throttles.count_password_attempt(self.request, email=email)
         except throttles.TooManyPasswordFailures as error:
-            raise forms.ValidationError(f"Too many failed logins. Try again in {error.retry_after} seconds.")
+            raise forms.ValidationError(f"Too many failed logins. Try again in {error.retry_after} seconds.") from None
         try:
             cleaned = super().clean()
         except forms.ValidationError:
@@ -54,16 +54,16 @@ class AdminLoginForm(AdminAuthenticationForm):
         try:
             services.accept_code(user=user, code=self.cleaned_data.get("otp_token") or "", now=clock.now())
         except services.LockedOut as error:
-            raise forms.ValidationError(f"Too many wrong codes. Try again in {error.retry_after} seconds.")
+            raise forms.ValidationError(f"Too many wrong codes. Try again in {error.retry_after} seconds.") from None
         except services.CodeRejected as rejected:
             audit.record_lock(self.request, rejected, user=user, via="admin")
-            raise forms.ValidationError("Enter a valid, unused authenticator code.")
+            raise forms.ValidationError("Enter a valid, unused authenticator code.") from None
         except services.CodesLocked:
             raise forms.ValidationError(
                 "Too many wrong codes: use a recovery code at the API, or ask an administrator to unlock the account."
-            )
+            ) from None
         except services.NotEnrolled:
-            raise forms.ValidationError("Enter a valid, unused authenticator code.")
+            raise forms.ValidationError("Enter a valid, unused authenticator code.") from None
 
 
 def _account(email: str) -> UserModel | None:

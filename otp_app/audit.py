@@ -4,7 +4,7 @@ An event holds who (user and email), when, from where (client address, user agen
 JSON detail. Callers pass only non-secret detail; no code, secret or password ever goes in.
 """
 import logging
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from . import clock, rows, signals
 from .client_address import client_address
@@ -18,7 +18,7 @@ Kind = SecurityEvent.Kind
 def record(request, kind: str, *, user: UserModel | None = None, email: str = "", **detail) -> SecurityEvent:
     event = SecurityEvent(
         kind=kind,
-        created_at=datetime.fromtimestamp(clock.now(), tz=timezone.utc),
+        created_at=datetime.fromtimestamp(clock.now(), tz=UTC),
         user=user,
         email=email or (user.email if user is not None else ""),
         client_address=client_address(request),

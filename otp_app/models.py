@@ -125,6 +125,9 @@ class RecoveryCode(models.Model):
     class Meta:
         indexes = [models.Index(fields=["user", "code_hash"])]
 
+    def __str__(self):
+        return f"recovery code of {self.user_id} ({'used' if self.used_at else 'unused'})"
+
 
 class SecurityEvent(models.Model):
     """The audit trail: who did what to an account's security, from where. Never a secret."""

@@ -33,4 +33,4 @@ class JSONParser(parsers.JSONParser):
         try:
             return super().parse(io.BytesIO(body), media_type, utf8_context)
         except RecursionError:
-            raise exceptions.ParseError("JSON parse error - nested too deeply")
+            raise exceptions.ParseError("JSON parse error - nested too deeply") from None

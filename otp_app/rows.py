@@ -37,14 +37,14 @@ def _where(model, connection, conditions, prefix: str = "") -> tuple[str, list]:
     if any(operator not in _OPERATORS for _, operator in conditions):
         raise ValueError(f"rows.py compares with {sorted(_OPERATORS)} only")
     where = " AND ".join(
-        f"{prefix}{quote(field.column)} {operator} %s" for field, (_, operator) in zip(compared, conditions)
+        f"{prefix}{quote(field.column)} {operator} %s" for field, (_, operator) in zip(compared, conditions, strict=True)
     )
     return where, compared
 
 
 def _prepared(fields, values, connection) -> list | None:
     try:
-        return [field.get_db_prep_value(value, connection, prepared=False) for field, value in zip(fields, values)]
+        return [field.get_db_prep_value(value, connection, prepared=False) for field, value in zip(fields, values, strict=True)]
     except (ValidationError, ValueError):  # a TypeError is a bug of the caller: it raises
         return None  # a value no row can hold (a malformed id): no row matches
 
@@ -164,7 +164,7 @@ def insert(model: type[models.Model], values: dict) -> None:
     alias = router.db_for_write(model)
     connection = connections[alias]
     sql, fields = _insert(model, connection, tuple(values))
-    params = [field.get_db_prep_save(value, connection) for field, value in zip(fields, values.values())]
+    params = [field.get_db_prep_save(value, connection) for field, value in zip(fields, values.values(), strict=True)]
     with _savepoint(connection, alias), connection.cursor() as cursor:
         cursor.execute(sql, params)
 

@@ -91,7 +91,7 @@ class RegisterSerializer(serializers.Serializer):
         try:
             password_validation.validate_password(attrs["password"], user=candidate)
         except DjangoValidationError as error:
-            raise serializers.ValidationError({"password": list(error.messages)})
+            raise serializers.ValidationError({"password": list(error.messages)}) from error
         return attrs
 
 

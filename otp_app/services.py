@@ -8,7 +8,7 @@ import enum
 import math
 import secrets
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 from django.conf import settings
 from django.contrib.auth.hashers import make_password
@@ -77,7 +77,7 @@ _LOOK_ALIKES = str.maketrans({"1": "L", "I": "L"})
 
 
 def as_datetime(now: float) -> datetime:
-    return datetime.fromtimestamp(now, tz=timezone.utc)
+    return datetime.fromtimestamp(now, tz=UTC)
 
 
 def register(*, email: str, name: str, password: str) -> UserModel:

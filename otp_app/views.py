@@ -29,11 +29,11 @@ from .openapi import (
 from .serializers import (
     DisableResponseSerializer,
     DisableSerializer,
-    RecoveryCodesResponseSerializer,
     GenerateResponseSerializer,
     GenerateSerializer,
     HealthSerializer,
     LoginSerializer,
+    RecoveryCodesResponseSerializer,
     RegisterSerializer,
     StatusMessageSerializer,
     StatusUserSerializer,

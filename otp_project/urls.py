@@ -6,10 +6,8 @@ from rest_framework import permissions
 
 from otp_app.exceptions import not_found
 from otp_app.openapi import SchemaGenerator
-from otp_app.views import HealthView
 from otp_app.urls import documented
-
-
+from otp_app.views import HealthView
 
 schema_view = get_schema_view(
     openapi.Info(

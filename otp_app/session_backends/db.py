@@ -14,7 +14,7 @@
 import base64
 import hashlib
 import secrets
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime
 
 from django.conf import settings
 from django.contrib.sessions.backends import db
@@ -40,7 +40,7 @@ def stored_key(session_key: str) -> str:
 
 
 def _moment(now: float) -> datetime:
-    return datetime.fromtimestamp(now, tz=timezone.utc)
+    return datetime.fromtimestamp(now, tz=UTC)
 
 
 class SessionStore(db.SessionStore):

@@ -35,7 +35,7 @@ class Command(BaseCommand):
                     break
                 with transaction.atomic():
                     for pk, *stored in rows:
-                        rotated += self._rotate(pk, dict(zip(SECRET_FIELDS, stored)))
+                        rotated += self._rotate(pk, dict(zip(SECRET_FIELDS, stored, strict=True)))
                 last_pk = rows[-1][0]
                 progress.update(len(rows))
         self.stdout.write(self.style.SUCCESS(f"Re-encrypted {rotated} secret(s) of {total} account(s)."))
