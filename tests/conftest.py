@@ -1,34 +1,19 @@
 """Shared fixtures: users in every 2FA state, clients in every session state, and a clock.
 
 Unit tests call services directly; API tests use DRF's test client; end-to-end tests use
-`live_server_url` (a real gunicorn process, see tests/server.py). All share these users and codes.
+`live_server_url` (a real gunicorn process, see tests/support/server.py). All share these users;
+what they share besides fixtures is in tests/helpers.py.
 """
 import pytest
 from django.core.cache import cache
 from rest_framework.test import APIClient
 
 from otp_app import clock as app_clock
-from otp_app import crypto, totp
-from otp_app.models import UserModel
+from otp_app import totp
+from tests.helpers import Clock, code_for, login, make_user, validate
+from tests.support.server import serving
 
-PASSWORD = "correct horse battery staple"
 START = 1_800_000_000.0  # a TOTP step boundary (divisible by 30)
-
-
-class Clock:
-    """The app's clock, under the test's control. `tick` moves it; nothing sleeps."""
-
-    def __init__(self, now: float):
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
-
-    def tick(self, seconds: float) -> None:
-        self.now += seconds
-
-    def step(self) -> int:
-        return totp.step_at(self.now)
 
 
 @pytest.fixture
@@ -36,19 +21,6 @@ def clock(monkeypatch):
     moved = Clock(START)
     monkeypatch.setattr(app_clock, "now", moved)
     return moved
-
-
-def plain(secret: str) -> str:
-    """The base32 secret of a stored (encrypted) one; a base32 secret stays as it is."""
-    return crypto.decrypt(secret) if secret.startswith(FERNET_PREFIX) else secret
-
-
-FERNET_PREFIX = "gAAAAA"  # every Fernet token starts so (version byte and timestamp)
-
-
-def code_for(secret: str, clock: Clock, *, steps_ahead: int = 0) -> str:
-    """The code of `secret` (base32, or as stored on the user row) at the clock's step."""
-    return totp.code_at(secret=plain(secret), step=clock.step() + steps_ahead)
 
 
 @pytest.fixture(autouse=True)
@@ -77,14 +49,6 @@ def api():
     return APIClient()
 
 
-def make_user(email="ann@example.com", name="Ann", **fields) -> UserModel:
-    """A user; base32 secrets given in `otp_secret`/`pending_secret` are stored encrypted, as the app stores them."""
-    for field in ("otp_secret", "pending_secret"):
-        if fields.get(field) and not fields[field].startswith(FERNET_PREFIX):
-            fields[field] = crypto.encrypt(fields[field])
-    return UserModel.objects.create_user(email, name, PASSWORD, **fields)
-
-
 @pytest.fixture
 def user(db):
     return make_user()
@@ -100,8 +64,17 @@ def user_with_2fa(db):
     return make_user(otp_enabled=True, otp_verified=True, otp_secret=totp.new_secret())
 
 
-def login(client: APIClient, email: str, password: str = PASSWORD):
-    return client.post("/api/auth/login", {"email": email, "password": password}, format="json")
+@pytest.fixture
+def superuser(db):
+    return make_user("root@example.com", "Root", is_staff=True, is_superuser=True)
+
+
+@pytest.fixture
+def staff_with_2fa(db):
+    return make_user(
+        "staff@example.com", "Staff", is_staff=True, is_superuser=True,
+        otp_enabled=True, otp_verified=True, otp_secret=totp.new_secret(),
+    )
 
 
 @pytest.fixture
@@ -123,9 +96,7 @@ def pending_client(user_with_2fa, clock):
 @pytest.fixture
 def full_2fa_client(user_with_2fa, pending_client, clock):
     """A full session for `user_with_2fa`: password and code proven."""
-    response = pending_client.post(
-        "/api/auth/otp/validate", {"token": code_for(user_with_2fa.otp_secret, clock)}, format="json"
-    )
+    response = validate(pending_client, code_for(user_with_2fa.otp_secret, clock))
     assert response.status_code == 200, response.content
     return pending_client
 
@@ -133,11 +104,5 @@ def full_2fa_client(user_with_2fa, pending_client, clock):
 @pytest.fixture(scope="session")
 def live_server_url(tmp_path_factory):
     """The URL of a real gunicorn process (2 workers) over its own SQLite file."""
-    from .server import Server, drop_database
-
-    server = Server(tmp_path_factory.mktemp("server"))
-    try:
-        yield server.start().url
-    finally:
-        server.stop()
-        drop_database(server.env["DATABASE_URL"])
+    with serving(tmp_path_factory.mktemp("server")) as server:
+        yield server.url

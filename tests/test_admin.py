@@ -4,48 +4,15 @@ from types import SimpleNamespace
 
 import django_ratelimit.core
 import pytest
-from django.conf import settings
 from django.test import Client, override_settings
 
-from otp_app import services, totp
-
-from .conftest import PASSWORD, code_for, make_user
-
-LOGIN_URL = "/admin/login/"
-CHANGELIST = "/admin/otp_app/usermodel/"
-
-
-def admin_login(client, email, password=PASSWORD, otp_token=None):
-    client.get(LOGIN_URL)  # the CSRF cookie, which the form echoes as a browser would
-    csrf = client.cookies.get(settings.CSRF_COOKIE_NAME)
-    data = {"username": email, "password": password, "next": "/admin/"}
-    if csrf is not None:
-        data["csrfmiddlewaretoken"] = csrf.value
-    if otp_token is not None:
-        data["otp_token"] = otp_token
-    return client.post(LOGIN_URL, data)
-
-
-def is_logged_in(client) -> bool:
-    return client.get("/admin/").status_code == 200
+from otp_app import services
+from tests.helpers import ADMIN_LOGIN, ADMIN_USERS, PASSWORD, admin_login, code_for, is_logged_in, wrong_code
 
 
 @pytest.fixture
 def browser():
     return Client(enforce_csrf_checks=True)
-
-
-@pytest.fixture
-def superuser(db):
-    return make_user("root@example.com", "Root", is_staff=True, is_superuser=True)
-
-
-@pytest.fixture
-def staff_with_2fa(db):
-    return make_user(
-        "staff@example.com", "Staff", is_staff=True, is_superuser=True,
-        otp_enabled=True, otp_verified=True, otp_secret=totp.new_secret(),
-    )
 
 
 @pytest.fixture
@@ -78,21 +45,21 @@ def test_admin_login_of_a_non_staff_user_is_refused(browser, user, clock):
 
 
 def test_admin_login_page_asks_for_the_authenticator_code(browser, db):
-    response = browser.get(LOGIN_URL)
+    response = browser.get(ADMIN_LOGIN)
 
     assert response.status_code == 200
     assert 'name="otp_token"' in response.content.decode()
 
 
 def test_user_changelist_lists_users(admin_client_for, user, other_user):
-    content = admin_client_for.get(CHANGELIST).content.decode()
+    content = admin_client_for.get(ADMIN_USERS).content.decode()
 
     assert "ann@example.com" in content
     assert "bob@example.com" in content
 
 
 def test_user_changelist_search_by_email(admin_client_for, user, other_user):
-    response = admin_client_for.get(CHANGELIST, {"q": "bob@"})
+    response = admin_client_for.get(ADMIN_USERS, {"q": "bob@"})
 
     content = response.content.decode()
     assert response.status_code == 200
@@ -102,7 +69,7 @@ def test_user_changelist_search_by_email(admin_client_for, user, other_user):
 
 @pytest.mark.parametrize("flag, shown, hidden", [("1", "ann@example.com", "bob@example.com"), ("0", "bob@example.com", "ann@example.com")])
 def test_user_changelist_filters_by_otp_enabled(admin_client_for, user_with_2fa, other_user, flag, shown, hidden):
-    response = admin_client_for.get(CHANGELIST, {"otp_enabled__exact": flag})
+    response = admin_client_for.get(ADMIN_USERS, {"otp_enabled__exact": flag})
 
     content = response.content.decode()
     assert response.status_code == 200
@@ -113,7 +80,7 @@ def test_user_changelist_filters_by_otp_enabled(admin_client_for, user_with_2fa,
 def test_user_change_page_never_shows_the_secret(admin_client_for, user_with_2fa):
     services.prepare_secret(user=user_with_2fa)  # a pending re-enrolment too
 
-    response = admin_client_for.get(f"{CHANGELIST}{user_with_2fa.pk}/change/")
+    response = admin_client_for.get(f"{ADMIN_USERS}{user_with_2fa.pk}/change/")
 
     content = response.content.decode()
     assert response.status_code == 200
@@ -126,7 +93,7 @@ def test_user_change_page_never_shows_the_secret(admin_client_for, user_with_2fa
 def test_user_change_form_cannot_set_the_secret(admin_client_for, user_with_2fa):
     secret = user_with_2fa.otp_secret
     admin_client_for.post(
-        f"{CHANGELIST}{user_with_2fa.pk}/change/",
+        f"{ADMIN_USERS}{user_with_2fa.pk}/change/",
         {"email": "ann@example.com", "name": "Ann", "is_active": "on", "otp_secret": "A" * 32, "otp_enabled": ""},
     )
 
@@ -142,9 +109,7 @@ def test_staff_with_2fa_cannot_log_in_with_the_password_only(browser, staff_with
 
 
 def test_staff_with_2fa_cannot_log_in_with_a_wrong_code(browser, staff_with_2fa, clock):
-    right = code_for(staff_with_2fa.otp_secret, clock)
-
-    admin_login(browser, "staff@example.com", otp_token="000000" if right != "000000" else "111111")
+    admin_login(browser, "staff@example.com", otp_token=wrong_code(staff_with_2fa.otp_secret, clock))
 
     assert not is_logged_in(browser)
 

@@ -3,40 +3,23 @@ that wrong codes cause are security events, marked `via: admin`."""
 import pytest
 from django.test import Client
 
-from otp_app import totp
 from otp_app.models import SecurityEvent
-
-from .conftest import code_for, make_user
-from .test_admin import admin_login, is_logged_in
-from .test_reauth import wrong_code
+from tests.helpers import admin_login, code_for, is_logged_in, make_user, wrong_code
 
 Kind = SecurityEvent.Kind
-
-
-@pytest.fixture
-def staff(db):
-    return make_user("root@example.com", "Root", is_staff=True, is_superuser=True)
-
-
-@pytest.fixture
-def staff_with_2fa(db):
-    return make_user(
-        "staff@example.com", "Staff", is_staff=True, is_superuser=True,
-        otp_enabled=True, otp_verified=True, otp_secret=totp.new_secret(),
-    )
 
 
 def events(kind) -> list[SecurityEvent]:
     return list(SecurityEvent.objects.filter(kind=kind))
 
 
-def test_an_admin_login_is_recorded(staff, clock):
+def test_an_admin_login_is_recorded(superuser, clock):
     client = Client()
     admin_login(client, "root@example.com")
     assert is_logged_in(client)
 
     [event] = events(Kind.LOGIN_SUCCEEDED)
-    assert event.user == staff
+    assert event.user == superuser
     assert event.detail == {"via": "admin", "second_factor": "off"}
 
 
@@ -48,12 +31,12 @@ def test_an_admin_login_with_password_and_code_is_recorded(staff_with_2fa, clock
 
 
 @pytest.mark.parametrize("email", ["root@example.com", "nobody@example.com"])
-def test_a_failed_admin_login_is_recorded(staff, clock, email):
+def test_a_failed_admin_login_is_recorded(superuser, clock, email):
     admin_login(Client(), email, password="wrong password")
 
     [event] = events(Kind.LOGIN_FAILED)
     assert event.email == email
-    assert event.user == (staff if email == staff.email else None)
+    assert event.user == (superuser if email == superuser.email else None)
     assert event.detail == {"via": "admin"}
     assert not events(Kind.LOGIN_SUCCEEDED)
 

@@ -12,24 +12,16 @@ from rest_framework.test import APIClient
 
 from otp_app import services, totp
 from otp_app.models import RecoveryCode, SecurityEvent, UserModel
+from tests.helpers import ADMIN_USERS, VALIDATE, code_for, login, make_user, pending_login
 
-from .conftest import code_for, login, make_user
-
-USERS = "/admin/otp_app/usermodel/"
 EVENTS = "/admin/otp_app/securityevent/"
-VALIDATE = "/api/auth/otp/validate"
 Kind = SecurityEvent.Kind
 
 
 @pytest.fixture
-def root(db):
-    return make_user("root@example.com", "Root", is_staff=True, is_superuser=True)
-
-
-@pytest.fixture
-def admin(root, clock):
+def admin(superuser, clock):
     client = Client()
-    client.force_login(root)
+    client.force_login(superuser)
     return client
 
 
@@ -45,7 +37,7 @@ def locked_account(clock, email="ann@example.com", name="Ann") -> tuple[UserMode
 
 
 def run_action(client, action: str, *users):
-    return client.post(USERS, {"action": action, "_selected_action": [str(user.pk) for user in users]})
+    return client.post(ADMIN_USERS, {"action": action, "_selected_action": [str(user.pk) for user in users]})
 
 
 def row_of(html: str, email: str) -> str:
@@ -60,18 +52,12 @@ def cell(row: str, field: str) -> str:
     return match.group(1)
 
 
-def pending_login(email: str) -> APIClient:
-    client = APIClient()
-    assert login(client, email).status_code == 200
-    return client
-
-
 # --- The user list ---------------------------------------------------------------------------------
 
 
 def test_user_list_has_columns_for_2fa_codes_left_lockout_and_last_login(admin, clock):
     locked_account(clock)
-    html = admin.get(USERS).content.decode()
+    html = admin.get(ADMIN_USERS).content.decode()
 
     headers = re.findall(r'<th scope="col" class="[^"]*column-([a-z_]+)[^"]*"', html)
     assert "otp_enabled" in headers
@@ -85,7 +71,7 @@ def test_user_list_shows_each_accounts_state(admin, clock):
     UserModel.objects.filter(pk=ann.pk).update(recovery_codes_left=7, last_login=timezone.now())
     make_user("bob@example.com", "Bob")
 
-    html = admin.get(USERS).content.decode()
+    html = admin.get(ADMIN_USERS).content.decode()
 
     ann_row, bob_row = row_of(html, "ann@example.com"), row_of(html, "bob@example.com")
     lock_field = next(field for field in re.findall(r'class="field-([a-z_]+)', ann_row) if "lock" in field)
@@ -99,13 +85,13 @@ def test_user_list_shows_each_accounts_state(admin, clock):
 def test_an_expired_lock_is_not_shown_as_locked(admin, clock):
     ann, _ = locked_account(clock)
     clock.tick(11 * 60)
-    row = row_of(admin.get(USERS).content.decode(), "ann@example.com")
+    row = row_of(admin.get(ADMIN_USERS).content.decode(), "ann@example.com")
     lock_field = next(field for field in re.findall(r'class="field-([a-z_]+)', row) if "lock" in field)
     assert 'alt="False"' in cell(row, lock_field)
 
 
 def test_both_actions_are_offered(admin, clock):
-    html = admin.get(USERS).content.decode()
+    html = admin.get(ADMIN_USERS).content.decode()
     assert 'value="reset_two_factor"' in html
     assert 'value="unlock"' in html
 
@@ -128,14 +114,14 @@ def test_reset_clears_secrets_codes_and_lockout(admin, clock):
     assert (ann.failed_attempts, ann.locked_until) == (0, None)
 
 
-def test_reset_records_an_event_naming_the_administrator(admin, root, clock):
+def test_reset_records_an_event_naming_the_administrator(admin, superuser, clock):
     ann, secret = locked_account(clock)
     run_action(admin, "reset_two_factor", ann)
 
     event = SecurityEvent.objects.get(kind=Kind.OTP_RESET_BY_ADMIN)
     assert event.user == ann
     assert event.email == ann.email
-    assert root.email in str(event.detail)
+    assert superuser.email in str(event.detail)
     assert secret not in str(event.detail)
 
 
@@ -212,7 +198,7 @@ def viewer(db, clock):
 
 def test_staff_who_may_only_view_users_can_see_the_list(viewer, clock):
     locked_account(clock)
-    assert viewer.get(USERS).status_code == 200
+    assert viewer.get(ADMIN_USERS).status_code == 200
 
 
 def test_staff_who_may_only_view_users_cannot_reset_anyones_second_factor(viewer, clock):

@@ -14,11 +14,22 @@ from rest_framework.test import APIClient
 
 from otp_app import services, signals, totp
 from otp_app.models import SecurityEvent, UserModel
-
-from .conftest import PASSWORD, code_for, login, make_user
-from .paths import DISABLE, GENERATE, RECOVERY_CODES, REGISTER, VALIDATE, VERIFY
-
-CHANGELIST = "/admin/otp_app/usermodel/"
+from tests.helpers import (
+    ADMIN_USERS,
+    DISABLE,
+    GENERATE,
+    PASSWORD,
+    RECOVERY_CODES,
+    REGISTER,
+    VALIDATE,
+    VERIFY,
+    code_for,
+    enrol,
+    login,
+    make_user,
+    spellings,
+    wrong_code,
+)
 
 AGENT = "AuditTest/1.0 (a browser of Ann's)"
 ADDRESS = "203.0.113.7"
@@ -34,18 +45,6 @@ def full_session(email: str, secret: str, clock) -> APIClient:
     assert login(client, email).status_code == 200
     assert client.post(VALIDATE, {"token": code_for(secret, clock)}, format="json").status_code == 200
     return client
-
-
-def enrol(client: APIClient, clock) -> tuple[str, list[str]]:
-    secret = client.post(GENERATE, {}, format="json").json()["base32"]
-    response = client.post(VERIFY, {"token": code_for(secret, clock)}, format="json")
-    assert response.status_code == 200, response.content
-    return secret, response.json()["recovery_codes"]
-
-
-def wrong_code(secret, clock) -> str:
-    window = {code_for(secret, clock, steps_ahead=offset) for offset in (-1, 0, 1)}
-    return next(code for code in (f"{n:06d}" for n in range(1_000_000)) if code not in window)
 
 
 def ann_with_2fa() -> tuple[UserModel, str]:
@@ -124,7 +123,7 @@ def recovery_code_used(clock):
     make_user()
     client = browser()
     assert login(client, "ann@example.com").status_code == 200
-    _, codes = enrol(client, clock)
+    codes = enrol(client, clock)[1]["recovery_codes"]
     lost_phone = browser()
     assert login(lost_phone, "ann@example.com").status_code == 200
     assert lost_phone.post(VALIDATE, {"token": codes[0]}, format="json").status_code == 200
@@ -146,7 +145,7 @@ def otp_reset_by_admin(clock):
     root = make_user("root@example.com", "Root", is_staff=True, is_superuser=True)
     admin = Client(HTTP_USER_AGENT=AGENT, REMOTE_ADDR=ADDRESS)
     admin.force_login(root)
-    response = admin.post(CHANGELIST, {"action": "reset_two_factor", "_selected_action": [str(ann.pk)]})
+    response = admin.post(ADMIN_USERS, {"action": "reset_two_factor", "_selected_action": [str(ann.pk)]})
     assert response.status_code == 302
     return ann.email
 
@@ -167,7 +166,7 @@ SCENARIOS = {
 KINDS = pytest.mark.parametrize("kind", list(SCENARIOS), ids=[kind.value for kind in SCENARIOS])
 
 
-def test_every_kind_the_issue_lists_has_a_scenario_here():
+def test_every_kind_of_event_has_a_scenario_here():
     assert set(SCENARIOS) == set(Kind)
     assert len(Kind) == 11
 
@@ -334,11 +333,6 @@ REGISTERED_PASSWORD = "Zebra-Quartz-Lantern-42!"
 WRONG_PASSWORD = "Xylophone-Mistake-Password-7"
 
 
-def spellings(code: str) -> set[str]:
-    canonical = code.replace("-", "").replace(" ", "")
-    return {code, code.upper(), code.lower(), canonical.upper(), canonical.lower(), code.replace("-", " ")}
-
-
 def halves_of(code: str) -> set[str]:
     canonical = code.replace("-", "").replace(" ", "")
     return {part for half in (canonical[:5], canonical[5:]) for part in (half.lower(), half.upper())}
@@ -384,7 +378,8 @@ def test_no_event_and_no_log_line_holds_a_secret_a_recovery_code_or_a_password(d
     assert totp_login.post(DISABLE, {"token": code_for(secrets_seen[1], clock)}, format="json").status_code == 200
     # on again, then locked out by wrong codes of both kinds
     client = sign_in()
-    secret, codes = enrol(client, clock)
+    secret, enabled = enrol(client, clock)
+    codes = enabled["recovery_codes"]
     secrets_seen.append(secret)
     codes_seen += codes
     locked = sign_in()
@@ -400,7 +395,7 @@ def test_no_event_and_no_log_line_holds_a_secret_a_recovery_code_or_a_password(d
     admin = Client()
     admin.force_login(root)
     user = UserModel.objects.get(email=email)
-    admin.post(CHANGELIST, {"action": "reset_two_factor", "_selected_action": [str(user.pk)]})
+    admin.post(ADMIN_USERS, {"action": "reset_two_factor", "_selected_action": [str(user.pk)]})
 
     kinds = set(SecurityEvent.objects.values_list("kind", flat=True))
     assert kinds == set(Kind)  # the flow went through every kind of event

@@ -14,10 +14,7 @@ from django.conf import settings
 from rest_framework.test import APIClient
 
 from otp_app.models import UserModel
-
-from .conftest import PASSWORD, code_for
-from .paths import DISABLE, GENERATE, LOGIN, LOGOUT, ME, REGISTER, VALIDATE, VERIFY
-
+from tests.helpers import DISABLE, GENERATE, LOGIN, LOGOUT, ME, PASSWORD, REGISTER, VALIDATE, VERIFY, code_for
 
 BODY_ENDPOINTS = [REGISTER, LOGIN, GENERATE, VERIFY, VALIDATE, DISABLE]
 PROTECTED = {GENERATE, VERIFY, VALIDATE, DISABLE}

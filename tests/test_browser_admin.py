@@ -4,17 +4,15 @@ WhiteNoise): a superuser made by `createsuperuser` logs in, finds a user by emai
 its Content-Security-Policy with nothing refused."""
 import subprocess
 import sys
-import time
 
 import pyotp
 import pytest
 
 from otp_app.middleware import ADMIN
-
-from .browser import browser, chromium_installed, page  # noqa: F401  (fixtures)
-from .conftest import PASSWORD
-from .http_client import Account, fresh_email
-from .server import ROOT, Server, drop_database
+from tests.helpers import PASSWORD, next_code
+from tests.support.browser import browser, chromium_installed, page  # noqa: F401  (fixtures)
+from tests.support.http_client import Account, fresh_email
+from tests.support.server import ROOT, Server, serving
 
 pytestmark = pytest.mark.e2e
 
@@ -22,12 +20,8 @@ pytestmark = pytest.mark.e2e
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
     """A server of its own: the test needs its database for `createsuperuser`."""
-    server = Server(tmp_path_factory.mktemp("admin"))
-    try:
-        yield server.start()
-    finally:
-        server.stop()
-        drop_database(server.env["DATABASE_URL"])
+    with serving(tmp_path_factory.mktemp("admin")) as server:
+        yield server
 
 
 def create_superuser(server: Server, email: str) -> None:
@@ -105,8 +99,7 @@ def test_superuser_with_2fa_needs_the_code_at_the_admin_login(page, server):
     assert page.locator(".errornote").inner_text() == "Enter a valid, unused authenticator code."
     assert page.locator("#login-form").is_visible()
 
-    # The next step's code: otp/verify used the current one, and a code is accepted once.
-    admin_login(page, server.url, admin_email, otp_token=pyotp.TOTP(admin.secret).at(time.time() + 30))
+    admin_login(page, server.url, admin_email, otp_token=next_code(admin.secret))
     assert page.locator("h1").inner_text() == "Site administration"
 
 

@@ -8,24 +8,26 @@ on errors. The person's authenticator app is pyotp. The very same page served fr
 origin gets nothing done.
 """
 import threading
-import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pyotp
 import pytest
 import requests
 
-from .browser import (  # noqa: F401  (fixtures)
-    api_on_localhost_8000, browser, chromium_installed, page, require_free_ports,
+from tests.helpers import PASSWORD, USER_KEYS, next_code, wrong_code_now
+from tests.support.browser import (  # noqa: F401  (fixtures)
+    api_on_localhost_8000,
+    browser,
+    chromium_installed,
+    page,
+    require_free_ports,
 )
-from .conftest import PASSWORD
-from .http_client import fresh_email
-from .server import free_port
+from tests.support.http_client import fresh_email
+from tests.support.server import free_port
 
 pytestmark = pytest.mark.e2e
 
 FRONT_END_PORT = 3000
-USER_KEYS = {"id", "name", "email", "otp_enabled", "otp_verified", "recovery_codes_left"}
 
 PAGE = """<!doctype html>
 <html lang="en">
@@ -190,18 +192,6 @@ def enrol(app: App, email: str) -> tuple[str, str]:
     return user_id, secret
 
 
-def next_code(secret: str) -> str:
-    # otp/verify used the current step's code, and each code is accepted once: the next step's
-    # code is within the server's ±1 step window.
-    return pyotp.TOTP(secret).at(time.time() + 30)
-
-
-def wrong_code(secret: str) -> str:
-    """A code that no step of the server's window accepts."""
-    window = {pyotp.TOTP(secret).at(time.time() + delta) for delta in (-60, -30, 0, 30, 60)}
-    return next(code for code in (f"{n:06d}" for n in range(10)) if code not in window)
-
-
 def test_page_on_localhost_3000_completes_the_whole_flow(page, front_end):
     app = App(page, front_end)
     email = fresh_email("react")
@@ -213,7 +203,7 @@ def test_page_on_localhost_3000_completes_the_whole_flow(page, front_end):
     assert_user(answer["data"]["user"], email=email, otp_enabled=True)
     assert secret not in str(answer)
 
-    answer = app.call("auth/otp/validate", {"user_id": user_id, "token": wrong_code(secret)})
+    answer = app.call("auth/otp/validate", {"user_id": user_id, "token": wrong_code_now(secret)})
     assert answer["status"] == 400  # a 4xx: a 2xx with otp_valid false would send the person back to login
     assert app.message() == "Token is invalid or user doesn't exist"
 

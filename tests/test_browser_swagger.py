@@ -6,20 +6,19 @@ every endpoint. Both work under their Content-Security-Policy with nothing refus
 keeps the README's screenshot of Swagger UI (docs/swagger-ui.png).
 """
 import json
-from pathlib import Path
 
 import pytest
 
 from otp_app.middleware import REDOC, SWAGGER_UI
 from otp_app.urls import ENDPOINTS
-
-from .browser import api_on_localhost_8000, browser, chromium_installed, page  # noqa: F401  (fixtures)
-from .conftest import PASSWORD
-from .http_client import fresh_email
+from tests.helpers import PASSWORD
+from tests.support.browser import api_on_localhost_8000, browser, chromium_installed, page  # noqa: F401  (fixtures)
+from tests.support.http_client import fresh_email
+from tests.support.server import ROOT
 
 pytestmark = pytest.mark.e2e
 
-SCREENSHOT = Path(__file__).resolve().parent.parent / "docs" / "swagger-ui.png"
+SCREENSHOT = ROOT / "docs" / "swagger-ui.png"
 HTTP_METHODS = ("get", "post", "put", "patch", "delete")
 
 

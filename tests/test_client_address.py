@@ -5,8 +5,7 @@ import pytest
 from django.test import RequestFactory
 
 from otp_app.client_address import client_address, limit_key
-
-from .test_config import PRODUCTION, manage
+from tests.helpers import PRODUCTION, manage
 
 CLIENT = "198.51.100.7"
 ELSEWHERE = "203.0.113.9"

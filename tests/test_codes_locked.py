@@ -2,13 +2,10 @@
 wrong codes, the authenticator's codes stay refused, whatever the delay, until a recovery code
 is accepted or an administrator unlocks the account; the audit trail says so."""
 import pytest
-from rest_framework.test import APIClient
 
 from otp_app import services
 from otp_app.models import SecurityEvent, UserModel
-
-from .conftest import code_for, login
-from .test_lockout import guess_wrong, validate, wrong_code
+from tests.helpers import code_for, guess_wrong, pending_login, validate, wrong_code
 
 LIMIT = 8
 REFUSED = {
@@ -28,14 +25,8 @@ def limit(settings):
 def guess_until_the_limit(user, clock, times: int = LIMIT) -> None:
     """`times` wrong codes, each from a new login after the timed lock of the one before ended."""
     for _ in range(times):
-        guess_wrong(pending(user), user, clock, 1)
+        guess_wrong(pending_login(user.email), user, clock, 1)
         clock.tick(61)
-
-
-def pending(user) -> APIClient:
-    client = APIClient()
-    assert login(client, user.email).status_code == 200
-    return client
 
 
 @pytest.fixture
@@ -50,7 +41,7 @@ def test_the_default_limit_is_nists_one_hundred(settings):
 def test_after_the_limit_even_the_right_code_is_refused_long_after(user_with_2fa, clock, limit):
     guess_until_the_limit(user_with_2fa, clock)
     clock.tick(7 * 24 * 3600)  # a week: no delay ends this lock
-    client = pending(user_with_2fa)
+    client = pending_login(user_with_2fa.email)
 
     response = validate(client, code_for(user_with_2fa.otp_secret, clock))
 
@@ -61,7 +52,7 @@ def test_after_the_limit_even_the_right_code_is_refused_long_after(user_with_2fa
 
 def test_refusals_after_the_limit_are_not_counted(user_with_2fa, clock, limit):
     guess_until_the_limit(user_with_2fa, clock)
-    client = pending(user_with_2fa)
+    client = pending_login(user_with_2fa.email)
     for _ in range(3):
         assert validate(client, wrong_code(user_with_2fa.otp_secret, clock)).status_code == 429
 
@@ -70,7 +61,7 @@ def test_refusals_after_the_limit_are_not_counted(user_with_2fa, clock, limit):
 
 def test_the_lock_is_recorded_once(user_with_2fa, clock, limit):
     guess_until_the_limit(user_with_2fa, clock)
-    validate(pending(user_with_2fa), wrong_code(user_with_2fa.otp_secret, clock))
+    validate(pending_login(user_with_2fa.email), wrong_code(user_with_2fa.otp_secret, clock))
 
     [event] = SecurityEvent.objects.filter(kind=SecurityEvent.Kind.CODES_LOCKED)
     assert event.user_id == user_with_2fa.pk
@@ -79,15 +70,15 @@ def test_the_lock_is_recorded_once(user_with_2fa, clock, limit):
 def test_one_wrong_code_fewer_than_the_limit_leaves_the_codes_working(user_with_2fa, clock, limit):
     guess_until_the_limit(user_with_2fa, clock, times=LIMIT - 1)
 
-    assert validate(pending(user_with_2fa), code_for(user_with_2fa.otp_secret, clock)).status_code == 200
+    assert validate(pending_login(user_with_2fa.email), code_for(user_with_2fa.otp_secret, clock)).status_code == 200
 
 
 def test_a_recovery_code_signs_in_and_unlocks_the_codes(user_with_2fa, recovery_codes, clock, limit):
     guess_until_the_limit(user_with_2fa, clock)
 
-    assert validate(pending(user_with_2fa), recovery_codes[0]).status_code == 200
+    assert validate(pending_login(user_with_2fa.email), recovery_codes[0]).status_code == 200
     clock.tick(30)
-    assert validate(pending(user_with_2fa), code_for(user_with_2fa.otp_secret, clock)).status_code == 200
+    assert validate(pending_login(user_with_2fa.email), code_for(user_with_2fa.otp_secret, clock)).status_code == 200
 
 
 def test_an_administrators_unlock_unlocks_the_codes(user_with_2fa, clock, limit):
@@ -95,7 +86,7 @@ def test_an_administrators_unlock_unlocks_the_codes(user_with_2fa, clock, limit)
 
     services.unlock(user=user_with_2fa)
 
-    assert validate(pending(user_with_2fa), code_for(user_with_2fa.otp_secret, clock)).status_code == 200
+    assert validate(pending_login(user_with_2fa.email), code_for(user_with_2fa.otp_secret, clock)).status_code == 200
 
 
 def test_a_stale_full_session_cannot_use_a_locked_factor_to_re_authenticate(

@@ -1,28 +1,8 @@
 """Configuration from the environment: development needs nothing, production refuses unsafe
 settings, and the documented production settings pass Django's deployment checks."""
-import os
-import secrets
-import subprocess
-import sys
-
 import pytest
 
-from .server import ROOT
-
-PRODUCTION = {
-    "DEBUG": "false",
-    "SECRET_KEY": secrets.token_urlsafe(50),
-    "ALLOWED_HOSTS": "api.example.com",
-    "CORS_ALLOWED_ORIGINS": "https://app.example.com",
-    "TWOFA_ENCRYPTION_KEYS": "vpKhzrT8lQ5h8x0z3yMCmQ0b8cHY7xBf0v9ZKzq3HUM=",
-}
-
-
-def manage(*args: str, **env: str) -> subprocess.CompletedProcess:
-    clean = {key: value for key, value in os.environ.items() if key not in ("DEBUG", "SECRET_KEY", "CACHE_URL")}
-    return subprocess.run(
-        [sys.executable, "manage.py", *args], cwd=ROOT, env={**clean, **env}, capture_output=True, text=True
-    )
+from tests.helpers import PRODUCTION, manage
 
 
 def test_documented_production_settings_pass_the_deployment_checks():

@@ -5,8 +5,7 @@ need from this origin, scripts from files only. The browser tests show those pag
 import pytest
 from rest_framework.test import APIClient
 
-from .conftest import PASSWORD, login
-from .paths import LOGIN, ME, REGISTER
+from tests.helpers import LOGIN, ME, PASSWORD, REGISTER, login
 
 NEW_ACCOUNT = {"email": "new@example.com", "name": "New", "password": PASSWORD}
 STRICT = {

@@ -11,9 +11,9 @@ import itertools
 
 import pytest
 
-from .conftest import PASSWORD
-from .http_client import Account, fresh_email, session_from
-from .server import Server, drop_database
+from tests.helpers import PASSWORD
+from tests.support.http_client import Account, fresh_email, session_from
+from tests.support.server import Server, serving
 
 pytestmark = pytest.mark.e2e
 
@@ -21,24 +21,17 @@ LIMITS = {"TWOFA_REGISTER_RATE": "3/hour", "TWOFA_LOGIN_FAILURES_PER_ADDRESS": "
 _spoofed = (str(ipaddress.IPv4Address("198.18.0.1") + n) for n in itertools.count())
 
 
-def _serve(tmp_path_factory, env: dict):
-    server = Server(tmp_path_factory.mktemp("server"), env={**LIMITS, **env})
-    try:
-        yield server.start()
-    finally:
-        server.stop()
-        drop_database(server.env["DATABASE_URL"])
-
-
 @pytest.fixture(scope="module")
 def no_proxy(tmp_path_factory):
-    yield from _serve(tmp_path_factory, {"RATELIMIT_IP_META_KEY": ""})
+    with serving(tmp_path_factory.mktemp("server"), env={**LIMITS, "RATELIMIT_IP_META_KEY": ""}) as server:
+        yield server
 
 
 @pytest.fixture(scope="module")
 def behind_proxy(tmp_path_factory):
     """The README's proxy settings: nginx on this machine (127.0.0.1, trusted by default) sets X-Real-IP."""
-    yield from _serve(tmp_path_factory, {"RATELIMIT_IP_META_KEY": "HTTP_X_REAL_IP"})
+    with serving(tmp_path_factory.mktemp("server"), env={**LIMITS, "RATELIMIT_IP_META_KEY": "HTTP_X_REAL_IP"}) as server:
+        yield server
 
 
 def register(server: Server, http, headers: dict | None = None) -> int:

@@ -5,9 +5,6 @@ same moment; a barrier releases them together. Each test makes its own accounts 
 so tests do not share state. Codes are computed from real time with pyotp.
 """
 import random
-import threading
-import time
-import uuid
 from concurrent.futures import ThreadPoolExecutor
 
 import pyotp
@@ -15,35 +12,17 @@ import pytest
 import requests
 from django.conf import settings
 
-from .conftest import PASSWORD
+from tests.helpers import EMAIL_TAKEN, INVALID, PASSWORD, REGISTERED, next_code, wrong_code_now
+from tests.support.http_client import fresh_email, race
 
 pytestmark = pytest.mark.e2e
 
 TIMEOUT = 60
-EMAIL_TAKEN = {"status": "fail", "message": "User with that email already exists"}
-REGISTERED = {"status": "success", "message": "Registered successfully, please login"}
-WRONG_CODE = "Token is invalid or user doesn't exist"
 
 
 @pytest.fixture(scope="module")
 def api(live_server_url):
     return live_server_url + "/api/auth/"
-
-
-def unique_email(tag: str) -> str:
-    return f"{tag}-{uuid.uuid4().hex}@example.com"
-
-
-def race(calls) -> list[requests.Response]:
-    """Run every zero-argument call in its own thread, all released at the same moment."""
-    barrier = threading.Barrier(len(calls))
-
-    def run(call):
-        barrier.wait(timeout=TIMEOUT)
-        return call()
-
-    with ThreadPoolExecutor(max_workers=len(calls)) as pool:
-        return list(pool.map(run, calls))
 
 
 def statuses(responses) -> list[int]:
@@ -71,7 +50,7 @@ def logged_in(api: str, email: str) -> requests.Session:
 
 def enrolled_account(api: str) -> tuple[str, str]:
     """An account with 2FA on: (email, secret). Its verify used the current step's code."""
-    email = unique_email("race-2fa")
+    email = fresh_email("race-2fa")
     assert register(api, email).status_code == 201
     session = logged_in(api, email)
     secret = session.post(api + "otp/generate", json={}, timeout=TIMEOUT).json()["base32"]
@@ -100,16 +79,10 @@ def letter_cases(email: str, count: int) -> list[str]:
     return spellings
 
 
-def wrong_code(secret: str) -> str:
-    totp = pyotp.TOTP(secret)
-    near = {totp.at(time.time() + 30 * k) for k in range(-3, 4)}
-    return next(code for code in ("000000", "111111", "222222", "333333") if code not in near)
-
-
 # --- Registration --------------------------------------------------------------------------------
 
 def test_concurrent_registrations_of_one_email_in_any_case_create_one_account(api):
-    spellings = letter_cases(unique_email("race-case"), 20)
+    spellings = letter_cases(fresh_email("race-case"), 20)
     responses = race([lambda email=email: register(api, email) for email in spellings])
     assert_no_server_error(responses)
     assert statuses(responses) == [201] + [409] * 19
@@ -121,7 +94,7 @@ def test_concurrent_registrations_of_one_email_in_any_case_create_one_account(ap
 
 
 def test_concurrent_registrations_of_ten_emails_three_times_each_create_ten_accounts(api):
-    emails = [unique_email(f"race-mix{i}") for i in range(10)]
+    emails = [fresh_email(f"race-mix{i}") for i in range(10)]
     attempts = [email if n == 0 else email.upper() if n == 1 else email.capitalize() for email in emails for n in range(3)]
     random.shuffle(attempts)
     responses = race([lambda email=email: register(api, email) for email in attempts])
@@ -136,7 +109,7 @@ def test_concurrent_registrations_of_ten_emails_three_times_each_create_ten_acco
 def test_one_code_sent_by_twenty_pending_sessions_at_once_is_accepted_once(api):
     email, secret = enrolled_account(api)
     sessions = pending_sessions(api, email, 20)
-    code = pyotp.TOTP(secret).at(time.time() + 30)  # the next step's code: verify used this one
+    code = next_code(secret)
     responses = race(
         [lambda session=session: session.post(api + "otp/validate", json={"token": code}, timeout=TIMEOUT) for session in sessions]
     )
@@ -148,7 +121,7 @@ def test_one_code_sent_by_twenty_pending_sessions_at_once_is_accepted_once(api):
     assert winner.json() == {"otp_valid": True}
     for response in responses:
         if response.status_code == 400:
-            assert response.json()["message"] == WRONG_CODE
+            assert response.json()["message"] == INVALID["message"]
     # Only the winner's session is full.
     full = [session.get(api + "me", timeout=TIMEOUT).status_code for session in sessions]
     assert sorted(full) == [200] + [403] * 19
@@ -156,7 +129,7 @@ def test_one_code_sent_by_twenty_pending_sessions_at_once_is_accepted_once(api):
 
 @pytest.mark.parametrize("count", [2, 10])
 def test_concurrent_verify_of_one_code_in_one_session_succeeds_once(api, count):
-    email = unique_email("race-verify")
+    email = fresh_email("race-verify")
     assert register(api, email).status_code == 201
     first = logged_in(api, email)
     secret = first.post(api + "otp/generate", json={}, timeout=TIMEOUT).json()["base32"]
@@ -182,7 +155,7 @@ def test_thirty_concurrent_wrong_codes_get_at_most_the_threshold_of_answers(api)
     threshold = settings.TWOFA_LOCKOUT_THRESHOLD
     email, secret = enrolled_account(api)
     sessions = pending_sessions(api, email, 30)
-    guess = wrong_code(secret)
+    guess = wrong_code_now(secret)
     responses = race(
         [lambda session=session: session.post(api + "otp/validate", json={"token": guess}, timeout=TIMEOUT) for session in sessions]
     )
@@ -195,14 +168,14 @@ def test_thirty_concurrent_wrong_codes_get_at_most_the_threshold_of_answers(api)
         if response.status_code == 429:
             assert int(response.headers["Retry-After"]) >= 1
     # Still locked: the right code is refused unseen now.
-    right = pyotp.TOTP(secret).at(time.time() + 30)
+    right = next_code(secret)
     assert sessions[0].post(api + "otp/validate", json={"token": right}, timeout=TIMEOUT).status_code == 429
 
 
 def test_concurrent_wrong_passwords_get_no_more_guesses_than_the_account_limit(api):
     """Each attempt is counted before its password is hashed: of 30 wrong passwords sent at
     once, exactly the limit's 10 are checked (400) and every other one is refused (429)."""
-    email = unique_email("race-password")
+    email = fresh_email("race-password")
     assert register(api, email).status_code == 201
 
     def guess():

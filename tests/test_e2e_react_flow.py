@@ -6,7 +6,6 @@ CSRF header, no trailing slash; the cookie jar of a requests.Session plays the b
 headers that let the app read it. The same requests from a foreign origin are refused.
 """
 import json
-import time
 import uuid
 
 import pyotp
@@ -14,14 +13,13 @@ import pytest
 import requests
 from django.conf import settings
 
-from .conftest import PASSWORD
+from tests.helpers import PASSWORD, USER_KEYS, next_code
 
 pytestmark = pytest.mark.e2e
 
 REACT = "http://localhost:3000"
 EVIL = "http://evil.example"
 TIMEOUT = 30
-USER_KEYS = {"id", "name", "email", "otp_enabled", "otp_verified", "recovery_codes_left"}
 
 
 class Browser:
@@ -139,8 +137,7 @@ def test_react_app_journey_register_login_enrol_validate_disable(api):
     # Pending: the password alone opens nothing else.
     assert app.post("otp/disable", {"user_id": user_id}).status_code == 403
 
-    code = pyotp.TOTP(secret).at(time.time() + 30)  # the next step's code: verify used this one
-    response = app.post("otp/validate", {"user_id": user_id, "token": code})
+    response = app.post("otp/validate", {"user_id": user_id, "token": next_code(secret)})
     assert response.status_code == 200, response.text
     assert_cors(response)
     assert response.json() == {"otp_valid": True}
@@ -199,12 +196,12 @@ def assert_refused(response: requests.Response) -> None:
         pytest.param("otp/generate", lambda email, secret, user_id: {"user_id": user_id, "email": email}, id="generate"),
         pytest.param(
             "otp/verify",
-            lambda email, secret, user_id: {"user_id": user_id, "token": pyotp.TOTP(secret).at(time.time() + 30)},
+            lambda email, secret, user_id: {"user_id": user_id, "token": next_code(secret)},
             id="verify",
         ),
         pytest.param(
             "otp/validate",
-            lambda email, secret, user_id: {"user_id": user_id, "token": pyotp.TOTP(secret).at(time.time() + 30)},
+            lambda email, secret, user_id: {"user_id": user_id, "token": next_code(secret)},
             id="validate",
         ),
         pytest.param("otp/disable", lambda email, secret, user_id: {"user_id": user_id}, id="disable"),
@@ -220,7 +217,7 @@ def test_same_requests_from_foreign_origin_with_the_cookie_are_refused(api, enro
     assert response.json()["user"]["otp_enabled"] is True
     fresh = Browser(api, REACT)
     assert fresh.post("login", {"email": email, "password": PASSWORD}).status_code == 200
-    assert fresh.post("otp/validate", {"token": pyotp.TOTP(secret).at(time.time() + 30)}).status_code == 200
+    assert fresh.post("otp/validate", {"token": next_code(secret)}).status_code == 200
 
 
 def test_register_from_foreign_origin_is_refused_and_creates_no_account(api):

@@ -3,20 +3,17 @@
 can be neither replaced nor removed without a current code of the secret in force."""
 import pytest
 
-from .http_client import Account
-from .server import Server, drop_database
+from tests.helpers import wrong_code_now
+from tests.support.http_client import Account
+from tests.support.server import serving
 
 pytestmark = pytest.mark.e2e
 
 
 @pytest.fixture(scope="module")
 def stale(tmp_path_factory):
-    server = Server(tmp_path_factory.mktemp("stale"), env={"TWOFA_REAUTH_SECONDS": "0"})
-    try:
-        yield server.start().url
-    finally:
-        server.stop()
-        drop_database(server.env["DATABASE_URL"])
+    with serving(tmp_path_factory.mktemp("stale"), env={"TWOFA_REAUTH_SECONDS": "0"}) as server:
+        yield server.url
 
 
 def test_a_stale_session_can_neither_replace_nor_remove_the_second_factor(stale):
@@ -37,11 +34,8 @@ def test_a_stale_session_can_neither_replace_nor_remove_the_second_factor(stale)
 def test_only_a_current_code_of_the_secret_in_force_starts_a_replacement(stale):
     person = Account(stale)
     person.enrol()
-    right = person.next_code()
-    wrong = next(code for code in ("000000", "111111") if code != right)
-
-    assert person.post("otp/generate", {"token": wrong}).status_code == 400
-    generated = person.post("otp/generate", {"token": right})
+    assert person.post("otp/generate", {"token": wrong_code_now(person.secret)}).status_code == 400
+    generated = person.post("otp/generate", {"token": person.next_code()})
 
     assert generated.status_code == 200, generated.text
     assert set(generated.json()) == {"base32", "otpauth_url", "qr_code"}

@@ -5,14 +5,11 @@ pending logins of one account, released together by a barrier. The code is consu
 conditional UPDATE in the database, so exactly one login completes; the others get 400 (code
 used) or 429 (their failures locked the account), never a 5xx.
 """
-import threading
-from concurrent.futures import ThreadPoolExecutor
-
 import pyotp
 import pytest
 import requests
 
-from .http_client import Account
+from tests.support.http_client import Account, race
 
 pytestmark = pytest.mark.e2e
 
@@ -33,16 +30,13 @@ def enrolled_with_codes(base_url: str) -> tuple[Account, list[str]]:
     return account, codes
 
 
-def race(account: Account, sessions: list[requests.Session], tokens: list[str]) -> list[requests.Response]:
+def validate_at_once(account: Account, sessions: list[requests.Session], tokens: list[str]) -> list[requests.Response]:
     """Each session posts its token to otp/validate; all are released at the same moment."""
-    barrier = threading.Barrier(len(sessions))
-
-    def validate(session, token):
-        barrier.wait(timeout=TIMEOUT)
-        return account.post("otp/validate", {"token": token}, http=session)
-
-    with ThreadPoolExecutor(max_workers=len(sessions)) as pool:
-        return list(pool.map(validate, sessions, tokens))
+    return race(
+        [lambda session=session, token=token: account.post("otp/validate", {"token": token}, http=session)
+         for session, token in zip(sessions, tokens, strict=True)],
+        timeout=TIMEOUT,
+    )
 
 
 def assert_exactly_one_success(responses) -> int:
@@ -65,7 +59,7 @@ def test_concurrent_uses_of_one_recovery_code_let_exactly_one_login_in(live_serv
     account, codes = enrolled_with_codes(live_server_url)
     sessions = [account.pending_session() for _ in range(CONCURRENT)]
 
-    responses = race(account, sessions, [codes[0]] * CONCURRENT)
+    responses = validate_at_once(account, sessions, [codes[0]] * CONCURRENT)
 
     winner = assert_exactly_one_success(responses)
     for index, session in enumerate(sessions):
@@ -78,7 +72,7 @@ def test_two_concurrent_uses_of_one_recovery_code_give_one_success(live_server_u
     account, codes = enrolled_with_codes(live_server_url)
     sessions = [account.pending_session(), account.pending_session()]
 
-    responses = race(account, sessions, [codes[5], codes[5]])
+    responses = validate_at_once(account, sessions, [codes[5], codes[5]])
 
     assert sorted(response.status_code for response in responses) == [200, 400]
     # Afterwards the code stays used, and the other codes still work.
@@ -93,4 +87,4 @@ def test_concurrent_uses_in_different_spellings_are_one_code(live_server_url):
     tokens = [spellings[index % len(spellings)] for index in range(CONCURRENT)]
     sessions = [account.pending_session() for _ in range(CONCURRENT)]
 
-    assert_exactly_one_success(race(account, sessions, tokens))
+    assert_exactly_one_success(validate_at_once(account, sessions, tokens))

@@ -6,8 +6,8 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 import requests
 
-from .conftest import PASSWORD
-from .http_client import Account, fresh_email
+from tests.helpers import PASSWORD
+from tests.support.http_client import Account, fresh_email
 
 pytestmark = pytest.mark.e2e
 

@@ -6,8 +6,9 @@ PostgreSQL database and Redis.
 import pytest
 import requests
 
-from .http_client import Account
-from .server import Server, drop_database
+from tests.helpers import wrong_code_now
+from tests.support.http_client import Account
+from tests.support.server import Server, drop_database
 
 pytestmark = pytest.mark.e2e
 
@@ -47,7 +48,7 @@ def test_wrong_codes_spread_over_both_instances_lock_the_account_on_both(two_ins
     account = Account(one)
     secret = account.enrol()
     pending = account.pending_session()
-    wrong = "000000" if account.next_code() != "000000" else "111111"
+    wrong = wrong_code_now(secret)
     for attempt in range(5):
         base = (one, other)[attempt % 2]
         response = pending.post(base + "/api/auth/otp/validate", json={"token": wrong}, timeout=30)

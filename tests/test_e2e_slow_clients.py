@@ -17,10 +17,10 @@ import time
 import pytest
 import requests
 
-from . import nginx as nginx_process
-from .conftest import PASSWORD
-from .http_client import fresh_email, session_from
-from .server import Server, drop_database, free_port
+from tests.helpers import PASSWORD
+from tests.support import nginx as nginx_process
+from tests.support.http_client import fresh_email, session_from
+from tests.support.server import Server, drop_database, free_port, serving
 
 pytestmark = pytest.mark.e2e
 
@@ -32,12 +32,8 @@ NO_ANSWER_WITHIN = 3
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
-    server = Server(tmp_path_factory.mktemp("server"), workers=1, threads=4)
-    try:
-        yield server.start()
-    finally:
-        server.stop()
-        drop_database(server.env["DATABASE_URL"])
+    with serving(tmp_path_factory.mktemp("server"), workers=1, threads=4) as server:
+        yield server
 
 
 @pytest.fixture(scope="module")

@@ -1,10 +1,8 @@
-import time
-
 import pyotp
 import pytest
 import requests
 
-from .conftest import PASSWORD
+from tests.helpers import PASSWORD, next_code
 
 pytestmark = pytest.mark.e2e
 
@@ -17,5 +15,4 @@ def test_flow_over_http(live_server_url):
     secret = session.post(api + "otp/generate", json={"user_id": user["id"], "email": user["email"]}).json()["base32"]
     assert session.post(api + "otp/verify", json={"user_id": user["id"], "token": pyotp.TOTP(secret).now()}).status_code == 200
     assert session.post(api + "login", json={"email": "e2e@example.com", "password": PASSWORD}).status_code == 200
-    code = pyotp.TOTP(secret).at(time.time() + 30)  # the next step's code: this one was just used
-    assert session.post(api + "otp/validate", json={"token": code}).json() == {"otp_valid": True}
+    assert session.post(api + "otp/validate", json={"token": next_code(secret)}).json() == {"otp_valid": True}

@@ -7,11 +7,7 @@ import pytest
 from django.apps import apps
 
 from otp_app.models import UserModel, normalise_email
-
-from .conftest import PASSWORD, login, make_user
-from .paths import REGISTER
-
-EMAIL_TAKEN = {"status": "fail", "message": "User with that email already exists"}
+from tests.helpers import EMAIL_TAKEN, PASSWORD, REGISTER, login
 
 normalise_emails = importlib.import_module("otp_app.migrations.0008_normalise_emails").normalise_emails
 

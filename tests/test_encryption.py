@@ -3,30 +3,31 @@ all decrypt), re-encrypted by `manage.py rotate_otp_keys`; a database dump holds
 no recovery code. Production refuses to start without a key; development derives one."""
 import io
 import json
-import os
 import re
-import secrets
 import subprocess
-import sys
 
 import pytest
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 from django.contrib.auth.hashers import make_password
-from otp_app.models import Session
 from django.core.management import call_command
 from django.db import connection
 from django.db.migrations.executor import MigrationExecutor
-from rest_framework.test import APIClient
 
 from otp_app import crypto, services, totp
-from otp_app.models import UserModel
+from otp_app.models import Session, UserModel
+from tests.helpers import (
+    GENERATE,
+    PASSWORD,
+    PRODUCTION,
+    VALIDATE,
+    VERIFY,
+    code_for,
+    make_user,
+    manage,
+    pending_login,
+    spellings,
+)
 
-from .conftest import PASSWORD, code_for, login, make_user
-from .server import ROOT
-
-GENERATE = "/api/auth/otp/generate"
-VERIFY = "/api/auth/otp/verify"
-VALIDATE = "/api/auth/otp/validate"
 OLD_KEY = Fernet.generate_key().decode()
 NEW_KEY = Fernet.generate_key().decode()
 BASE32_RUN = re.compile(r"[A-Z2-7]{16,}")
@@ -49,11 +50,6 @@ def raw_database_text() -> dict[str, list[str]]:
     return found
 
 
-def spellings(code: str) -> set[str]:
-    canonical = code.replace("-", "").replace(" ", "")
-    return {code, code.upper(), code.lower(), canonical.upper(), canonical.lower(), code.replace("-", " ")}
-
-
 def assert_nowhere_in_the_database(needles: set[str]) -> None:
     for table, values in raw_database_text().items():
         for value in values:
@@ -71,12 +67,6 @@ def encrypted_with(key: str, token: str) -> bool:
         return True
     except InvalidToken:
         return False
-
-
-def pending_login(email: str) -> APIClient:
-    client = APIClient()
-    assert login(client, email).status_code == 200
-    return client
 
 
 def validates(email: str, token: str) -> bool:
@@ -369,19 +359,7 @@ def test_migrating_encrypts_the_secrets_that_earlier_versions_stored_in_plain_te
 # --- Where the keys come from ---------------------------------------------------------------------
 
 
-def manage(*args: str, **env: str) -> subprocess.CompletedProcess:
-    unset = ("DEBUG", "SECRET_KEY", "CACHE_URL", "TWOFA_ENCRYPTION_KEYS")
-    clean = {key: value for key, value in os.environ.items() if key not in unset}
-    return subprocess.run(
-        [sys.executable, "manage.py", *args], cwd=ROOT, env={**clean, **env}, capture_output=True, text=True
-    )
-
-
-PRODUCTION = {
-    "DEBUG": "false",
-    "SECRET_KEY": secrets.token_urlsafe(50),
-    "ALLOWED_HOSTS": "api.example.com",
-}
+WITHOUT_A_KEY = {key: value for key, value in PRODUCTION.items() if key != "TWOFA_ENCRYPTION_KEYS"}
 PRINT_KEYS = "from django.conf import settings; print('keys=' + ','.join(settings.TWOFA_ENCRYPTION_KEYS))"
 
 
@@ -391,13 +369,13 @@ def printed_keys(result: subprocess.CompletedProcess) -> str:
 
 
 def test_production_settings_refuse_to_start_without_an_encryption_key():
-    result = manage("check", **PRODUCTION)
+    result = manage("check", **WITHOUT_A_KEY)
     assert result.returncode != 0
     assert "TWOFA_ENCRYPTION_KEYS" in result.stderr
 
 
 def test_production_settings_start_with_an_encryption_key():
-    result = manage("check", **PRODUCTION, TWOFA_ENCRYPTION_KEYS=NEW_KEY)
+    result = manage("check", **WITHOUT_A_KEY, TWOFA_ENCRYPTION_KEYS=NEW_KEY)
     assert result.returncode == 0, result.stdout + result.stderr
 
 

@@ -6,7 +6,6 @@ from importlib import import_module
 import pytest
 from django.conf import settings
 from django.contrib.sessions.backends.base import VALID_KEY_CHARS
-from otp_app.models import Session
 from django.core.cache import cache
 from django.db import connection
 from django.test import RequestFactory
@@ -14,14 +13,12 @@ from django.test.utils import CaptureQueriesContext
 from rest_framework.exceptions import ValidationError
 
 from otp_app import serializers, services, throttles
+from otp_app.models import Session, UserModel
 from otp_app.session_backends import db as session_db
 from otp_app.session_backends.db import stored_key
-from otp_app.models import UserModel
-
-from .conftest import PASSWORD, code_for, login
+from tests.helpers import PASSWORD, VALIDATE, code_for, login
 
 SessionStore = import_module(settings.SESSION_ENGINE).SessionStore
-VALIDATE = "/api/auth/otp/validate"
 
 
 def statements(run):

@@ -6,32 +6,10 @@ at. The count lives in the account's row, so every process of the service sees i
 from datetime import timedelta
 
 import pytest
-from rest_framework.test import APIClient
 
 from otp_app import crypto, services, totp
 from otp_app.models import UserModel
-
-from .conftest import code_for, login
-
-VERIFY = "/api/auth/otp/verify"
-VALIDATE = "/api/auth/otp/validate"
-INVALID = {"status": "fail", "message": "Token is invalid or user doesn't exist"}
-
-
-def wrong_code(secret, clock) -> str:
-    window = {code_for(secret, clock, steps_ahead=offset) for offset in (-1, 0, 1)}
-    return next(code for code in (f"{n:06d}" for n in range(1_000_000)) if code not in window)
-
-
-def validate(client, token):
-    return client.post(VALIDATE, {"token": token}, format="json")
-
-
-def guess_wrong(client, user, clock, times: int, path: str = VALIDATE, secret: str | None = None) -> None:
-    for _ in range(times):
-        response = client.post(path, {"token": wrong_code(secret or user.otp_secret, clock)}, format="json")
-        assert response.status_code == 400, response.content
-        assert response.json() == INVALID
+from tests.helpers import INVALID, VALIDATE, VERIFY, code_for, guess_wrong, pending_login, validate, wrong_code
 
 
 def assert_locked(response, retry_after: int | None = None) -> None:
@@ -44,12 +22,6 @@ def assert_locked(response, retry_after: int | None = None) -> None:
     assert body["status"] == "fail"
     assert isinstance(body["message"], str) and body["message"]
     assert "otp_valid" not in body and "otp_verified" not in body
-
-
-def new_session(user) -> APIClient:
-    client = APIClient()
-    assert login(client, user.email).status_code == 200
-    return client
 
 
 def test_defaults_are_five_attempts_thirty_seconds_one_hour(settings):
@@ -203,7 +175,7 @@ def test_wrong_codes_on_verify_count_too(full_2fa_client, user_with_2fa, clock):
     guess_wrong(full_2fa_client, user_with_2fa, clock, 5, path=VERIFY, secret=pending)
     assert_locked(full_2fa_client.post(VERIFY, {"token": code_for(pending, clock)}, format="json"), retry_after=30)
     # The lock is the account's: a login elsewhere cannot validate either.
-    assert_locked(validate(new_session(user_with_2fa), code_for(user_with_2fa.otp_secret, clock)))
+    assert_locked(validate(pending_login(user_with_2fa.email), code_for(user_with_2fa.otp_secret, clock)))
     assert UserModel.objects.get(pk=user_with_2fa.pk).otp_secret == user_with_2fa.otp_secret
 
 
@@ -220,16 +192,16 @@ def test_malformed_codes_count_as_wrong_codes(pending_client, user_with_2fa, clo
 
 
 def test_wrong_codes_from_different_sessions_add_up(user_with_2fa, clock):
-    first, second = new_session(user_with_2fa), new_session(user_with_2fa)
+    first, second = pending_login(user_with_2fa.email), pending_login(user_with_2fa.email)
     guess_wrong(first, user_with_2fa, clock, 3)
     guess_wrong(second, user_with_2fa, clock, 2)
-    assert_locked(validate(new_session(user_with_2fa), code_for(user_with_2fa.otp_secret, clock)), retry_after=30)
+    assert_locked(validate(pending_login(user_with_2fa.email), code_for(user_with_2fa.otp_secret, clock)), retry_after=30)
 
 
 def test_a_new_login_does_not_lift_the_lock(pending_client, user_with_2fa, clock):
     guess_wrong(pending_client, user_with_2fa, clock, 5)
     clock.tick(10)
-    assert_locked(validate(new_session(user_with_2fa), code_for(user_with_2fa.otp_secret, clock)), retry_after=20)
+    assert_locked(validate(pending_login(user_with_2fa.email), code_for(user_with_2fa.otp_secret, clock)), retry_after=20)
 
 
 def test_the_count_is_kept_in_the_database(pending_client, user_with_2fa, clock):
@@ -260,7 +232,7 @@ def test_the_lock_is_per_account(pending_client, user_with_2fa, other_user, cloc
     guess_wrong(pending_client, user_with_2fa, clock, 5)
     other_secret = totp.new_secret()
     UserModel.objects.filter(pk=other_user.pk).update(otp_enabled=True, otp_verified=True, otp_secret=crypto.encrypt(other_secret))
-    response = validate(new_session(other_user), code_for(other_secret, clock))
+    response = validate(pending_login(other_user.email), code_for(other_secret, clock))
     assert response.status_code == 200
 
 
@@ -268,7 +240,7 @@ def test_while_locked_a_recovery_code_is_refused_too_and_stays_unused(logged_in_
     secret = logged_in_client.post("/api/auth/otp/generate", {}, format="json").json()["base32"]
     enabled = logged_in_client.post(VERIFY, {"token": code_for(secret, clock)}, format="json")
     recovery_code = enabled.json()["recovery_codes"][0]
-    device = new_session(user)
+    device = pending_login(user.email)
     guess_wrong(device, user, clock, 5, secret=secret)
     assert_locked(validate(device, recovery_code), retry_after=30)
     clock.tick(30)

@@ -10,16 +10,8 @@ import requests
 from gunicorn.config import Config
 
 from otp_app.logs import EscapingFormatter, GunicornLogger
-
-from .paths import LOGIN
-from .server import Server, drop_database
-
-# What an attacker would like the log to say, on a line of its own.
-FORGED = "security event login_succeeded email=boss@example.com address=127.0.0.1 detail={'second_factor': 'off'}"
-
-
-def forged_lines(text: str) -> list[str]:
-    return [line for line in text.split("\n") if line.startswith(FORGED)]
+from tests.helpers import FORGED, LOGIN, forged_lines
+from tests.support.server import serving
 
 
 def formatted(message: str, *args, exc_info=None) -> str:
@@ -95,17 +87,12 @@ def test_gunicorn_error_and_access_logs_escape(capsys):
 
 @pytest.mark.e2e
 def test_newline_in_a_login_email_or_a_path_cannot_forge_a_log_line(tmp_path):
-    server = Server(tmp_path, env={"GUNICORN_ACCESS_LOG": "-"})
-    try:
-        server.start()
+    with serving(tmp_path, env={"GUNICORN_ACCESS_LOG": "-"}) as server:
         email = f"mallory@example.com\n{FORGED}"
         response = requests.post(server.url + LOGIN, json={"email": email, "password": "x"}, timeout=30)
         assert response.status_code == 400
         response = requests.get(server.url + "/healthz%0A" + quote(FORGED), timeout=30)
         assert response.status_code == 404
-    finally:
-        server.stop()  # every line written: the log is read after the server has stopped
-        drop_database(server.env["DATABASE_URL"])
-    log = server.log.read_text()
+    log = server.log.read_text()  # whole: the server has stopped
     assert f"security event login_failed email=mallory@example.com\\n{FORGED}" in log
     assert forged_lines(log) == []

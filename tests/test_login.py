@@ -6,11 +6,9 @@ import pytest
 from django.conf import settings
 from rest_framework.test import APIClient
 
-from .conftest import PASSWORD, login, make_user
+from tests.helpers import PASSWORD, USER_KEYS, login, make_user
 
 INCORRECT = {"status": "fail", "message": "Incorrect email or password"}
-# CONTRACT part 1's USER, and the recovery-code count that issue 3 added.
-USER_KEYS = {"id", "name", "email", "otp_enabled", "otp_verified", "recovery_codes_left"}
 SessionStore = import_module(settings.SESSION_ENGINE).SessionStore
 
 

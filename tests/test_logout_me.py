@@ -3,7 +3,7 @@ import pytest
 from django.conf import settings
 from rest_framework.test import APIClient
 
-from .conftest import code_for
+from tests.helpers import code_for
 
 
 def test_me_returns_status_and_exactly_the_user(logged_in_client, user):

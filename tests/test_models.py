@@ -7,8 +7,7 @@ from django.core.management import CommandError, call_command
 from django.db import IntegrityError, transaction
 
 from otp_app.models import UserModel
-
-from .conftest import PASSWORD, login, make_user
+from tests.helpers import PASSWORD, login, make_user
 
 
 def test_database_refuses_an_email_differing_only_in_case_on_insert(db):

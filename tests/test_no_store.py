@@ -2,8 +2,7 @@
 or codes least of all, and none other either (account data, errors)."""
 import pytest
 
-from .conftest import code_for
-from .paths import GENERATE, LOGIN, ME, RECOVERY_CODES, VERIFY
+from tests.helpers import GENERATE, LOGIN, ME, RECOVERY_CODES, VERIFY, code_for
 
 
 def assert_no_store(response) -> None:

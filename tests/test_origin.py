@@ -10,9 +10,20 @@ from django.conf import settings
 from rest_framework.test import APIClient
 
 from otp_app.models import UserModel
-
-from .conftest import PASSWORD, code_for, login
-from .paths import DISABLE, GENERATE, LOGIN, LOGOUT, ME, REGISTER, VALIDATE, VERIFY
+from tests.helpers import (
+    DISABLE,
+    GENERATE,
+    LOGIN,
+    LOGOUT,
+    ME,
+    PASSWORD,
+    REGISTER,
+    VALIDATE,
+    VERIFY,
+    code_for,
+    login,
+    snapshot,
+)
 
 REACT = "http://localhost:3000"
 EVIL = "http://evil.example"
@@ -49,11 +60,6 @@ def body_for(path: str, user, clock) -> dict:
         VALIDATE: {"user_id": str(user.pk), "token": code_for(user.otp_secret, clock, steps_ahead=1)},
         DISABLE: {"user_id": str(user.pk)},
     }[path]
-
-
-def snapshot(user) -> tuple:
-    user.refresh_from_db()
-    return (user.otp_enabled, user.otp_verified, user.otp_secret, user.pending_secret, user.last_accepted_step, user.failed_attempts)
 
 
 # --- A foreign origin is refused -----------------------------------------------------------------

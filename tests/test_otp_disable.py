@@ -2,15 +2,7 @@
 from rest_framework.test import APIClient
 
 from otp_app.models import UserModel
-
-from .conftest import code_for, login, plain
-
-DISABLE = "/api/auth/otp/disable"
-USER_KEYS = ["id", "name", "email", "otp_enabled", "otp_verified"]
-
-
-def disable(client, **body):
-    return client.post(DISABLE, body, format="json")
+from tests.helpers import BASE_USER_KEYS, code_for, disable, login, plain, wrong_code
 
 
 def test_disable_answers_with_the_user_and_both_flags_false(full_2fa_client, user_with_2fa):
@@ -19,7 +11,7 @@ def test_disable_answers_with_the_user_and_both_flags_false(full_2fa_client, use
     body = response.json()
     assert set(body) == {"otp_disabled", "user"}
     assert body["otp_disabled"] is True
-    assert {key: body["user"][key] for key in USER_KEYS} == {
+    assert {key: body["user"][key] for key in BASE_USER_KEYS} == {
         "id": str(user_with_2fa.pk),
         "name": user_with_2fa.name,
         "email": user_with_2fa.email,
@@ -107,10 +99,7 @@ def test_disable_long_after_the_second_factor_needs_a_code(full_2fa_client, user
 
 def test_disable_long_after_the_second_factor_refuses_a_wrong_code(full_2fa_client, user_with_2fa, clock, settings):
     clock.tick(settings.TWOFA_REAUTH_SECONDS + 1)
-    right = code_for(user_with_2fa.otp_secret, clock)
-    wrong = next(f"{n:06d}" for n in range(1_000_000) if f"{n:06d}" != right
-                 and f"{n:06d}" not in {code_for(user_with_2fa.otp_secret, clock, steps_ahead=o) for o in (-1, 1)})
-    response = disable(full_2fa_client, token=wrong)
+    response = disable(full_2fa_client, token=wrong_code(user_with_2fa.otp_secret, clock))
     assert response.status_code == 400
     assert response.json() == {"status": "fail", "message": "Token is invalid or user doesn't exist"}
     assert UserModel.objects.get(pk=user_with_2fa.pk).otp_enabled is True

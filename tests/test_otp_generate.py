@@ -6,16 +6,7 @@ from django.conf import settings
 from rest_framework.test import APIClient
 
 from otp_app.models import UserModel
-
-from .conftest import code_for, login, plain
-
-GENERATE = "/api/auth/otp/generate"
-VERIFY = "/api/auth/otp/verify"
-VALIDATE = "/api/auth/otp/validate"
-
-
-def generate(client, **body):
-    return client.post(GENERATE, body, format="json")
+from tests.helpers import VALIDATE, VERIFY, code_for, generate, login, plain
 
 
 def label_of(otpauth_url: str) -> str:

@@ -3,21 +3,7 @@ import pytest
 from rest_framework.test import APIClient
 
 from otp_app.models import UserModel
-
-from .conftest import code_for, login
-
-VALIDATE = "/api/auth/otp/validate"
-INVALID = {"status": "fail", "message": "Token is invalid or user doesn't exist"}
-NOT_ENROLLED = {"status": "fail", "message": "OTP must be verified first"}
-
-
-def wrong_code(secret, clock) -> str:
-    window = {code_for(secret, clock, steps_ahead=offset) for offset in (-1, 0, 1)}
-    return next(code for code in (f"{n:06d}" for n in range(1_000_000)) if code not in window)
-
-
-def validate(client, token, **body):
-    return client.post(VALIDATE, {"token": token, **body}, format="json")
+from tests.helpers import INVALID, NOT_ENROLLED, code_for, login, validate, wrong_code
 
 
 def test_right_code_answers_otp_valid_true(pending_client, user_with_2fa, clock):

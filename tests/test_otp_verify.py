@@ -4,47 +4,36 @@ from rest_framework.test import APIClient
 
 from otp_app import totp
 from otp_app.models import UserModel
+from tests.helpers import (
+    BASE_USER_KEYS,
+    INVALID,
+    VALIDATE,
+    VERIFY,
+    code_for,
+    generated_secret,
+    login,
+    plain,
+    verify,
+    wrong_code,
+)
 
-from .conftest import code_for, login, plain
-
-GENERATE = "/api/auth/otp/generate"
-VERIFY = "/api/auth/otp/verify"
-VALIDATE = "/api/auth/otp/validate"
-INVALID = {"status": "fail", "message": "Token is invalid or user doesn't exist"}
-USER_KEYS = ["id", "name", "email", "otp_enabled", "otp_verified"]
-# CONTRACT part 3: additions may add keys old clients ignore (the recovery codes, shown once).
+# Additions may add keys old clients ignore (the recovery codes, shown once).
 VERIFY_ADDITIONS = {"recovery_codes"}
 
 
-def contract_user(user: dict) -> dict:
-    """USER as part 1 of the contract defines it; additions may add keys, never change these."""
-    return {key: user[key] for key in USER_KEYS}
-
-
-def wrong_code(secret, clock) -> str:
-    """Six digits that match no step of the window around now."""
-    window = {code_for(secret, clock, steps_ahead=offset) for offset in (-1, 0, 1)}
-    return next(code for code in (f"{n:06d}" for n in range(1_000_000)) if code not in window)
-
-
-def generate(client) -> str:
-    response = client.post(GENERATE, {}, format="json")
-    assert response.status_code == 200, response.content
-    return response.json()["base32"]
-
-
-def verify(client, token, **body):
-    return client.post(VERIFY, {"token": token, **body}, format="json")
+def base_user(user: dict) -> dict:
+    """The user's keys that every client reads; additions may add keys, never change these."""
+    return {key: user[key] for key in BASE_USER_KEYS}
 
 
 def test_right_code_switches_2fa_on_and_answers_with_the_user(logged_in_client, user, clock):
-    secret = generate(logged_in_client)
+    secret = generated_secret(logged_in_client)
     response = verify(logged_in_client, code_for(secret, clock), user_id=str(user.pk))
     assert response.status_code == 200
     body = response.json()
     assert {"otp_verified", "user"} <= set(body) <= {"otp_verified", "user"} | VERIFY_ADDITIONS
     assert body["otp_verified"] is True
-    assert contract_user(body["user"]) == {
+    assert base_user(body["user"]) == {
         "id": str(user.pk),
         "name": user.name,
         "email": user.email,
@@ -57,7 +46,7 @@ def test_right_code_switches_2fa_on_and_answers_with_the_user(logged_in_client, 
 
 
 def test_after_verify_login_needs_the_second_factor(logged_in_client, user, clock):
-    secret = generate(logged_in_client)
+    secret = generated_secret(logged_in_client)
     assert verify(logged_in_client, code_for(secret, clock)).status_code == 200
     device = APIClient()
     assert login(device, user.email).json()["user"]["otp_enabled"] is True
@@ -66,19 +55,19 @@ def test_after_verify_login_needs_the_second_factor(logged_in_client, user, cloc
 
 @pytest.mark.parametrize("spaced", ["{0} {1}", " {0}{1} "])
 def test_code_typed_with_spaces_is_accepted(logged_in_client, clock, spaced):
-    secret = generate(logged_in_client)
+    secret = generated_secret(logged_in_client)
     code = code_for(secret, clock)
     assert verify(logged_in_client, spaced.format(code[:3], code[3:])).status_code == 200
 
 
 @pytest.mark.parametrize("steps_ahead", [-1, 1])
 def test_code_of_a_neighbouring_step_is_accepted(logged_in_client, clock, steps_ahead):
-    secret = generate(logged_in_client)
+    secret = generated_secret(logged_in_client)
     assert verify(logged_in_client, code_for(secret, clock, steps_ahead=steps_ahead)).status_code == 200
 
 
 def test_wrong_code_is_400_with_the_exact_message(logged_in_client, user, clock):
-    secret = generate(logged_in_client)
+    secret = generated_secret(logged_in_client)
     response = verify(logged_in_client, wrong_code(secret, clock))
     assert response.status_code == 400
     assert response.json() == INVALID
@@ -88,7 +77,7 @@ def test_wrong_code_is_400_with_the_exact_message(logged_in_client, user, clock)
 
 @pytest.mark.parametrize("token", ["abcdef", "12345", "1234567", "١٢٣٤٥٦", "12 34 5"])
 def test_malformed_code_is_400_with_the_exact_message(logged_in_client, token):
-    generate(logged_in_client)
+    generated_secret(logged_in_client)
     response = verify(logged_in_client, token)
     assert response.status_code == 400
     assert response.json() == INVALID
@@ -96,7 +85,7 @@ def test_malformed_code_is_400_with_the_exact_message(logged_in_client, token):
 
 @pytest.mark.parametrize("seconds", [60, 61, 90, 300])
 def test_expired_code_is_refused(logged_in_client, user, clock, seconds):
-    secret = generate(logged_in_client)
+    secret = generated_secret(logged_in_client)
     code = code_for(secret, clock)
     clock.tick(seconds)
     response = verify(logged_in_client, code)
@@ -106,7 +95,7 @@ def test_expired_code_is_refused(logged_in_client, user, clock, seconds):
 
 
 def test_code_from_the_future_beyond_the_window_is_refused(logged_in_client, clock):
-    secret = generate(logged_in_client)
+    secret = generated_secret(logged_in_client)
     response = verify(logged_in_client, code_for(secret, clock, steps_ahead=2))
     assert response.status_code == 400
     assert response.json() == INVALID
@@ -123,8 +112,8 @@ def test_verify_before_generate_is_400_with_a_string_message(logged_in_client, u
 
 
 def test_code_of_an_older_generated_secret_is_refused(logged_in_client, user, clock):
-    first = generate(logged_in_client)
-    second = generate(logged_in_client)
+    first = generated_secret(logged_in_client)
+    second = generated_secret(logged_in_client)
     response = verify(logged_in_client, code_for(first, clock))
     assert response.status_code == 400
     assert response.json() == INVALID
@@ -146,7 +135,7 @@ def test_verify_needs_a_session(api, user, clock):
 
 
 def test_verify_needs_a_token(logged_in_client):
-    generate(logged_in_client)
+    generated_secret(logged_in_client)
     response = logged_in_client.post(VERIFY, {}, format="json")
     assert response.status_code == 400
     assert "token" in response.json()["errors"]
@@ -162,7 +151,7 @@ def test_verify_without_pending_secret_confirms_the_secret_in_force(full_2fa_cli
 
 
 def test_verified_code_then_opens_validate_only_with_later_codes(logged_in_client, user, clock):
-    secret = generate(logged_in_client)
+    secret = generated_secret(logged_in_client)
     assert verify(logged_in_client, code_for(secret, clock)).status_code == 200
     clock.tick(30)
     device = APIClient()

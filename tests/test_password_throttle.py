@@ -9,7 +9,7 @@ from django.contrib.auth import hashers
 from django.test import override_settings
 from rest_framework.test import APIClient
 
-from .conftest import PASSWORD, login, make_user
+from tests.helpers import PASSWORD, login, make_user
 
 WRONG = "wrong password"
 PER_ACCOUNT_3 = override_settings(TWOFA_LOGIN_FAILURES_PER_ACCOUNT="3/15m", TWOFA_LOGIN_FAILURES_PER_ADDRESS="1000/15m")

@@ -6,13 +6,13 @@ the contract. newman is pinned in postman/package-lock.json; without Node.js the
 skipped, except in CI, where they must run.
 """
 import json
-import os
 import shutil
 import subprocess
 
 import pytest
 
-from .server import ROOT
+from tests.support import prerequisites
+from tests.support.server import ROOT
 
 pytestmark = pytest.mark.e2e
 
@@ -35,13 +35,10 @@ def scripts(item: dict, listen: str) -> str:
 
 @pytest.fixture(scope="module")
 def newman() -> str:
-    in_ci = bool(os.environ.get("CI"))
     if shutil.which("node") is None:
-        if in_ci:
-            pytest.fail("Node.js is missing: CI must run the Postman collection", pytrace=False)
-        pytest.skip("Node.js is not installed")
+        prerequisites.missing(prerequisites.NODE, "Node.js is not installed")
     if not NEWMAN.exists():
-        if in_ci:
+        if prerequisites.in_ci():
             pytest.fail("newman is missing: .ci/run must run `npm ci --prefix postman`", pytrace=False)
         npm = shutil.which("npm")
         assert npm, "npm is missing: install Node.js with npm, or run `npm ci --prefix postman`"

@@ -5,18 +5,7 @@ import pytest
 from rest_framework.test import APIClient
 
 from otp_app.models import RecoveryCode, UserModel
-
-from .conftest import code_for, login
-
-GENERATE = "/api/auth/otp/generate"
-VERIFY = "/api/auth/otp/verify"
-VALIDATE = "/api/auth/otp/validate"
-DISABLE = "/api/auth/otp/disable"
-INVALID = {"status": "fail", "message": "Token is invalid or user doesn't exist"}
-
-
-def disable(client, **body):
-    return client.post(DISABLE, body, format="json")
+from tests.helpers import GENERATE, INVALID, VALIDATE, VERIFY, code_for, disable, login, wrong_code
 
 
 def still_on(user) -> bool:
@@ -31,11 +20,6 @@ def assert_needs_a_code(response, user) -> None:
     assert "code" in body["message"].lower()
     assert "otp_disabled" not in body
     assert still_on(user)
-
-
-def wrong_code(secret, clock) -> str:
-    window = {code_for(secret, clock, steps_ahead=offset) for offset in (-1, 0, 1)}
-    return next(code for code in (f"{n:06d}" for n in range(1_000_000)) if code not in window)
 
 
 def test_the_default_window_is_15_minutes(settings):

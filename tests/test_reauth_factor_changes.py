@@ -6,10 +6,7 @@ the secret being enrolled proves that secret only, never the person, so it does 
 proof that otp/disable relies on.
 """
 from otp_app.models import UserModel
-
-from .conftest import code_for
-from .test_reauth import wrong_code
-from .paths import DISABLE, GENERATE, VERIFY
+from tests.helpers import DISABLE, VERIFY, code_for, generate, wrong_code
 
 CONFIRM = "Confirm with a code"
 
@@ -20,10 +17,6 @@ def stored_secret(user) -> str:
 
 def pending_secret(user) -> str:
     return UserModel.objects.get(pk=user.pk).pending_secret
-
-
-def generate(client, **body):
-    return client.post(GENERATE, body, format="json")
 
 
 def go_stale(clock, settings) -> None:

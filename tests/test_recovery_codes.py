@@ -14,24 +14,25 @@ from rest_framework.test import APIClient
 
 from otp_app import services
 from otp_app.models import RecoveryCode, UserModel
-
-from .conftest import code_for, login, make_user
-
-GENERATE = "/api/auth/otp/generate"
-VERIFY = "/api/auth/otp/verify"
-VALIDATE = "/api/auth/otp/validate"
-DISABLE = "/api/auth/otp/disable"
-RECOVERY_CODES = "/api/auth/otp/recovery-codes"
-INVALID = {"status": "fail", "message": "Token is invalid or user doesn't exist"}
-NOT_ENROLLED = {"status": "fail", "message": "OTP must be verified first"}
-
-
-def enrol(client: APIClient, clock) -> tuple[str, dict]:
-    """Switch 2FA on through the API for the client's account: (base32, verify's body)."""
-    secret = client.post(GENERATE, {}, format="json").json()["base32"]
-    response = client.post(VERIFY, {"token": code_for(secret, clock)}, format="json")
-    assert response.status_code == 200, response.content
-    return secret, response.json()
+from tests.helpers import (
+    DISABLE,
+    GENERATE,
+    INVALID,
+    NOT_ENROLLED,
+    RECOVERY_CODES,
+    VALIDATE,
+    VERIFY,
+    canonical,
+    code_for,
+    enrol,
+    login,
+    make_user,
+    pending_login,
+    spellings,
+    validate,
+    wrong_code,
+    wrong_recovery_code,
+)
 
 
 @pytest.fixture
@@ -41,38 +42,12 @@ def enrolled(logged_in_client, user, clock):
     return SimpleNamespace(client=logged_in_client, user=user, secret=secret, body=body, codes=body["recovery_codes"])
 
 
-def pending_session(email: str) -> APIClient:
-    client = APIClient()
-    response = login(client, email)
-    assert response.status_code == 200, response.content
-    assert response.json()["user"]["otp_enabled"] is True
-    return client
-
-
-def validate(client, token):
-    return client.post(VALIDATE, {"token": token}, format="json")
-
-
 def regenerate(client, token, **body):
     return client.post(RECOVERY_CODES, {"token": token, **body}, format="json")
 
 
 def codes_left(user) -> int:
     return UserModel.objects.get(pk=user.pk).recovery_codes_left
-
-
-def canonical(code: str) -> str:
-    return code.replace("-", "").replace(" ", "").upper()
-
-
-def wrong_recovery_code(codes) -> str:
-    taken = {canonical(code) for code in codes}
-    return next(candidate for candidate in ("zzzzz-zzzzz", "yyyyy-yyyyy", "xxxxx-xxxxx") if canonical(candidate) not in taken)
-
-
-def wrong_totp_code(secret, clock) -> str:
-    window = {code_for(secret, clock, steps_ahead=offset) for offset in (-1, 0, 1)}
-    return next(code for code in (f"{n:06d}" for n in range(1_000_000)) if code not in window)
 
 
 # --- Issued once, when otp/verify switches 2FA on ----------------------------------------------
@@ -155,14 +130,14 @@ def test_re_enrolment_while_2fa_is_on_issues_no_new_codes_and_keeps_the_old_ones
     assert response.status_code == 200
     assert "recovery_codes" not in response.json()
     assert response.json()["user"]["recovery_codes_left"] == 10
-    assert validate(pending_session(enrolled.user.email), enrolled.codes[0]).status_code == 200
+    assert validate(pending_login(enrolled.user.email), enrolled.codes[0]).status_code == 200
 
 
 # --- Accepted by otp/validate like a TOTP code ------------------------------------------------
 
 
 def test_a_recovery_code_completes_a_pending_login(enrolled):
-    client = pending_session(enrolled.user.email)
+    client = pending_login(enrolled.user.email)
     assert client.get("/api/auth/me").status_code == 403
     old_key = client.cookies["sessionid"].value
 
@@ -177,7 +152,7 @@ def test_a_recovery_code_completes_a_pending_login(enrolled):
 
 
 def test_a_recovery_code_with_user_id_is_accepted(enrolled):
-    client = pending_session(enrolled.user.email)
+    client = pending_login(enrolled.user.email)
     response = client.post(VALIDATE, {"token": enrolled.codes[0], "user_id": str(enrolled.user.pk)}, format="json")
     assert response.status_code == 200
 
@@ -198,13 +173,13 @@ def test_a_recovery_code_with_user_id_is_accepted(enrolled):
     ids=["as-shown", "upper", "lower", "no-dash", "space", "padded", "spaced-out", "other-dashes", "mixed-case"],
 )
 def test_spaces_dashes_and_letter_case_are_forgiven(enrolled, typed):
-    assert validate(pending_session(enrolled.user.email), typed(enrolled.codes[0])).status_code == 200
+    assert validate(pending_login(enrolled.user.email), typed(enrolled.codes[0])).status_code == 200
 
 
 def test_a_recovery_code_is_accepted_once(enrolled):
-    assert validate(pending_session(enrolled.user.email), enrolled.codes[0]).status_code == 200
+    assert validate(pending_login(enrolled.user.email), enrolled.codes[0]).status_code == 200
 
-    response = validate(pending_session(enrolled.user.email), enrolled.codes[0])
+    response = validate(pending_login(enrolled.user.email), enrolled.codes[0])
 
     assert response.status_code == 400
     assert response.json() == INVALID
@@ -212,35 +187,35 @@ def test_a_recovery_code_is_accepted_once(enrolled):
 
 def test_a_used_code_is_refused_in_every_spelling(enrolled):
     code = enrolled.codes[0]
-    assert validate(pending_session(enrolled.user.email), code).status_code == 200
+    assert validate(pending_login(enrolled.user.email), code).status_code == 200
     for spelling in (code.upper(), code.replace("-", ""), code.replace("-", " ")):
-        client = pending_session(enrolled.user.email)
+        client = pending_login(enrolled.user.email)
         assert validate(client, spelling).json() == INVALID
         assert client.get("/api/auth/me").status_code == 403
 
 
 def test_each_of_the_ten_codes_works_once_and_the_count_goes_down(enrolled):
     for used, code in enumerate(enrolled.codes, start=1):
-        client = pending_session(enrolled.user.email)
+        client = pending_login(enrolled.user.email)
         assert validate(client, code).status_code == 200
         assert client.get("/api/auth/me").json()["user"]["recovery_codes_left"] == 10 - used
     assert codes_left(enrolled.user) == 0
-    assert validate(pending_session(enrolled.user.email), enrolled.codes[-1]).json() == INVALID
+    assert validate(pending_login(enrolled.user.email), enrolled.codes[-1]).json() == INVALID
 
 
 def test_login_reports_the_codes_left(enrolled):
-    assert validate(pending_session(enrolled.user.email), enrolled.codes[0]).status_code == 200
+    assert validate(pending_login(enrolled.user.email), enrolled.codes[0]).status_code == 200
     assert login(APIClient(), enrolled.user.email).json()["user"]["recovery_codes_left"] == 9
 
 
 def test_using_a_recovery_code_leaves_the_totp_secret_working(enrolled, clock):
-    assert validate(pending_session(enrolled.user.email), enrolled.codes[0]).status_code == 200
+    assert validate(pending_login(enrolled.user.email), enrolled.codes[0]).status_code == 200
     clock.tick(30)
-    assert validate(pending_session(enrolled.user.email), code_for(enrolled.secret, clock)).status_code == 200
+    assert validate(pending_login(enrolled.user.email), code_for(enrolled.secret, clock)).status_code == 200
 
 
 def test_a_wrong_recovery_code_is_400_and_leaves_the_session_pending(enrolled):
-    client = pending_session(enrolled.user.email)
+    client = pending_login(enrolled.user.email)
     response = validate(client, wrong_recovery_code(enrolled.codes))
     assert response.status_code == 400
     assert response.json() == INVALID
@@ -254,11 +229,11 @@ def test_one_accounts_code_does_not_open_another_account(enrolled, clock):
     assert login(other_client, other.email).status_code == 200
     enrol(other_client, clock)
 
-    client = pending_session(other.email)
+    client = pending_login(other.email)
     assert validate(client, enrolled.codes[0]).json() == INVALID
     assert client.get("/api/auth/me").status_code == 403
     # Nor was the first account's code used up by the attempt.
-    assert validate(pending_session(enrolled.user.email), enrolled.codes[0]).status_code == 200
+    assert validate(pending_login(enrolled.user.email), enrolled.codes[0]).status_code == 200
 
 
 def test_a_recovery_code_at_validate_without_2fa_is_404(logged_in_client):
@@ -280,7 +255,7 @@ def test_two_uses_of_one_code_by_stale_copies_of_the_account_give_one_success(en
 
 
 def test_wrong_recovery_codes_lock_the_account_like_wrong_totp_codes(enrolled, clock, settings):
-    client = pending_session(enrolled.user.email)
+    client = pending_login(enrolled.user.email)
     for _ in range(settings.TWOFA_LOCKOUT_THRESHOLD):
         assert validate(client, wrong_recovery_code(enrolled.codes)).json() == INVALID
 
@@ -291,18 +266,18 @@ def test_wrong_recovery_codes_lock_the_account_like_wrong_totp_codes(enrolled, c
 
 
 def test_wrong_recovery_codes_and_wrong_totp_codes_add_up(enrolled, clock, settings):
-    client = pending_session(enrolled.user.email)
+    client = pending_login(enrolled.user.email)
     assert settings.TWOFA_LOCKOUT_THRESHOLD == 5
-    for token in [wrong_recovery_code(enrolled.codes)] * 3 + [wrong_totp_code(enrolled.secret, clock)] * 2:
+    for token in [wrong_recovery_code(enrolled.codes)] * 3 + [wrong_code(enrolled.secret, clock)] * 2:
         assert validate(client, token).status_code == 400
 
     assert validate(client, enrolled.codes[0]).status_code == 429
 
 
 def test_while_locked_a_right_recovery_code_is_refused_and_not_used_up(enrolled, clock, settings):
-    client = pending_session(enrolled.user.email)
+    client = pending_login(enrolled.user.email)
     for _ in range(settings.TWOFA_LOCKOUT_THRESHOLD):
-        validate(client, wrong_totp_code(enrolled.secret, clock))
+        validate(client, wrong_code(enrolled.secret, clock))
 
     assert validate(client, enrolled.codes[0]).status_code == 429
     assert codes_left(enrolled.user) == 10
@@ -312,7 +287,7 @@ def test_while_locked_a_right_recovery_code_is_refused_and_not_used_up(enrolled,
 
 
 def test_a_right_recovery_code_resets_the_count_of_wrong_codes(enrolled, clock):
-    client = pending_session(enrolled.user.email)
+    client = pending_login(enrolled.user.email)
     for _ in range(4):
         validate(client, wrong_recovery_code(enrolled.codes))
     assert validate(client, enrolled.codes[0]).status_code == 200
@@ -320,10 +295,6 @@ def test_a_right_recovery_code_resets_the_count_of_wrong_codes(enrolled, clock):
 
 
 # --- Stored only as keyed hashes ----------------------------------------------------------------
-
-
-def spellings(code: str) -> set[str]:
-    return {code, code.upper(), code.lower(), canonical(code), canonical(code).lower(), code.replace("-", " ")}
 
 
 def test_only_hashes_are_stored_never_the_codes(enrolled):
@@ -361,7 +332,7 @@ def test_regenerating_with_a_current_code_returns_ten_new_codes(enrolled, clock)
 
 
 def test_regenerating_replaces_every_old_code(enrolled, clock):
-    assert validate(pending_session(enrolled.user.email), enrolled.codes[0]).status_code == 200
+    assert validate(pending_login(enrolled.user.email), enrolled.codes[0]).status_code == 200
     assert codes_left(enrolled.user) == 9
     clock.tick(30)
     new_codes = regenerate(enrolled.client, code_for(enrolled.secret, clock)).json()["recovery_codes"]
@@ -369,8 +340,8 @@ def test_regenerating_replaces_every_old_code(enrolled, clock):
     assert codes_left(enrolled.user) == 10
     assert enrolled.client.get("/api/auth/me").json()["user"]["recovery_codes_left"] == 10
     for old in enrolled.codes[1:4]:
-        assert validate(pending_session(enrolled.user.email), old).json() == INVALID
-    assert validate(pending_session(enrolled.user.email), new_codes[0]).status_code == 200
+        assert validate(pending_login(enrolled.user.email), old).json() == INVALID
+    assert validate(pending_login(enrolled.user.email), new_codes[0]).status_code == 200
     assert RecoveryCode.objects.filter(user=enrolled.user).count() == 10
 
 
@@ -384,16 +355,16 @@ def test_regenerating_with_another_accounts_user_id_is_403(enrolled, clock, othe
     clock.tick(30)
     response = regenerate(enrolled.client, code_for(enrolled.secret, clock), user_id=str(other_user.pk))
     assert response.status_code == 403
-    assert validate(pending_session(enrolled.user.email), enrolled.codes[0]).status_code == 200
+    assert validate(pending_login(enrolled.user.email), enrolled.codes[0]).status_code == 200
 
 
 def assert_codes_unchanged(enrolled) -> None:
     assert codes_left(enrolled.user) == 10
-    assert validate(pending_session(enrolled.user.email), enrolled.codes[0]).status_code == 200
+    assert validate(pending_login(enrolled.user.email), enrolled.codes[0]).status_code == 200
 
 
 def test_regenerating_with_a_wrong_code_is_400_and_keeps_the_codes(enrolled, clock):
-    response = regenerate(enrolled.client, wrong_totp_code(enrolled.secret, clock))
+    response = regenerate(enrolled.client, wrong_code(enrolled.secret, clock))
     assert response.status_code == 400
     assert response.json() == INVALID
     assert_codes_unchanged(enrolled)
@@ -411,7 +382,7 @@ def test_regenerating_needs_a_totp_code_not_a_recovery_code(enrolled):
     assert response.status_code == 400
     assert "recovery_codes" not in response.json()
     assert codes_left(enrolled.user) == 10
-    assert validate(pending_session(enrolled.user.email), enrolled.codes[1]).status_code == 200
+    assert validate(pending_login(enrolled.user.email), enrolled.codes[1]).status_code == 200
 
 
 def test_regenerating_without_a_token_is_400(enrolled):
@@ -422,7 +393,7 @@ def test_regenerating_without_a_token_is_400(enrolled):
 
 
 def test_regenerating_needs_a_full_session(enrolled, clock):
-    client = pending_session(enrolled.user.email)
+    client = pending_login(enrolled.user.email)
     clock.tick(30)
     response = regenerate(client, code_for(enrolled.secret, clock))
     assert response.status_code == 403
@@ -446,7 +417,7 @@ def test_regenerating_without_2fa_is_refused_and_creates_no_codes(logged_in_clie
 
 def test_wrong_codes_at_regenerating_count_towards_the_lockout(enrolled, clock, settings):
     for _ in range(settings.TWOFA_LOCKOUT_THRESHOLD):
-        assert regenerate(enrolled.client, wrong_totp_code(enrolled.secret, clock)).status_code == 400
+        assert regenerate(enrolled.client, wrong_code(enrolled.secret, clock)).status_code == 400
     response = regenerate(enrolled.client, code_for(enrolled.secret, clock, steps_ahead=1))
     assert response.status_code == 429
     assert "recovery_codes" not in response.json()
@@ -471,5 +442,5 @@ def test_codes_from_before_a_disable_do_not_work_after_2fa_is_on_again(enrolled,
 
     assert len(body["recovery_codes"]) == 10
     assert not {canonical(code) for code in body["recovery_codes"]} & {canonical(code) for code in enrolled.codes}
-    assert validate(pending_session(enrolled.user.email), enrolled.codes[0]).json() == INVALID
-    assert validate(pending_session(enrolled.user.email), body["recovery_codes"][0]).status_code == 200
+    assert validate(pending_login(enrolled.user.email), enrolled.codes[0]).json() == INVALID
+    assert validate(pending_login(enrolled.user.email), body["recovery_codes"][0]).status_code == 200

@@ -3,11 +3,7 @@ normalisation, the password validators, and how the password is stored."""
 import pytest
 
 from otp_app.models import UserModel
-
-from .conftest import PASSWORD, make_user
-
-REGISTERED = {"status": "success", "message": "Registered successfully, please login"}
-EMAIL_TAKEN = {"status": "fail", "message": "User with that email already exists"}
+from tests.helpers import EMAIL_TAKEN, PASSWORD, REGISTERED, make_user
 
 
 def register(api, **fields):
@@ -27,7 +23,7 @@ def assert_validation_error(response, field):
     return body["errors"][field]
 
 
-def test_register_answers_201_with_the_exact_contract_body(api, db):
+def test_register_answers_201_with_the_documented_body(api, db):
     response = register(api)
 
     assert response.status_code == 201

@@ -4,9 +4,7 @@ import pytest
 from rest_framework.test import APIClient
 
 from otp_app import throttles
-
-from .conftest import PASSWORD
-from .paths import REGISTER
+from tests.helpers import PASSWORD, REGISTER
 
 
 @pytest.fixture

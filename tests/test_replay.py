@@ -1,25 +1,9 @@
 """CONTRACT 2.4, RFC 6238 §5.2: a code accepted once for an account is refused at any later request."""
 import pytest
-from rest_framework.test import APIClient
 
 from otp_app import services, totp
 from otp_app.models import UserModel
-
-from .conftest import code_for, login, make_user, plain
-
-VERIFY = "/api/auth/otp/verify"
-VALIDATE = "/api/auth/otp/validate"
-INVALID = {"status": "fail", "message": "Token is invalid or user doesn't exist"}
-
-
-def pending_session(user) -> APIClient:
-    client = APIClient()
-    assert login(client, user.email).status_code == 200
-    return client
-
-
-def validate(client, token):
-    return client.post(VALIDATE, {"token": token}, format="json")
+from tests.helpers import INVALID, VERIFY, code_for, make_user, pending_login, plain, validate
 
 
 @pytest.fixture
@@ -33,7 +17,7 @@ def test_code_accepted_by_verify_is_refused_by_a_later_validate(logged_in_client
     code = code_for(secret, clock)
     assert logged_in_client.post(VERIFY, {"token": code}, format="json").status_code == 200
 
-    device = pending_session(user)
+    device = pending_login(user.email)
     response = validate(device, code)
     assert response.status_code == 400
     assert response.json() == INVALID
@@ -51,7 +35,7 @@ def test_code_accepted_by_verify_is_refused_by_verify_again(full_2fa_client, use
 
 def test_code_accepted_by_validate_is_refused_in_another_session(enrolled, clock):
     code = code_for(enrolled.otp_secret, clock)
-    first, second = pending_session(enrolled), pending_session(enrolled)
+    first, second = pending_login(enrolled.email), pending_login(enrolled.email)
     assert validate(first, code).status_code == 200
     response = validate(second, code)
     assert response.status_code == 400
@@ -60,7 +44,7 @@ def test_code_accepted_by_validate_is_refused_in_another_session(enrolled, clock
 
 
 def test_code_accepted_once_is_refused_again_in_the_same_session(enrolled, clock):
-    client = pending_session(enrolled)
+    client = pending_login(enrolled.email)
     code = code_for(enrolled.otp_secret, clock)
     assert validate(client, code).status_code == 200
     assert validate(client, code).json() == INVALID
@@ -68,50 +52,50 @@ def test_code_accepted_once_is_refused_again_in_the_same_session(enrolled, clock
 
 def test_code_accepted_once_is_refused_again_later_within_the_window(enrolled, clock):
     code = code_for(enrolled.otp_secret, clock)
-    assert validate(pending_session(enrolled), code).status_code == 200
+    assert validate(pending_login(enrolled.email), code).status_code == 200
     clock.tick(29)  # same step: still inside the window
-    assert validate(pending_session(enrolled), code).status_code == 400
+    assert validate(pending_login(enrolled.email), code).status_code == 400
     clock.tick(30)  # the next step: the code is one step old, still inside the window
     assert totp.matching_step(secret=plain(enrolled.otp_secret), code=code, now=clock.now) is not None
-    assert validate(pending_session(enrolled), code).status_code == 400
+    assert validate(pending_login(enrolled.email), code).status_code == 400
 
 
 def test_code_of_an_earlier_step_than_the_last_accepted_is_refused(enrolled, clock):
-    assert validate(pending_session(enrolled), code_for(enrolled.otp_secret, clock)).status_code == 200
+    assert validate(pending_login(enrolled.email), code_for(enrolled.otp_secret, clock)).status_code == 200
     earlier = code_for(enrolled.otp_secret, clock, steps_ahead=-1)  # inside the drift window
-    response = validate(pending_session(enrolled), earlier)
+    response = validate(pending_login(enrolled.email), earlier)
     assert response.status_code == 400
     assert response.json() == INVALID
 
 
 def test_code_of_the_current_step_is_refused_after_a_future_step_was_accepted(enrolled, clock):
-    assert validate(pending_session(enrolled), code_for(enrolled.otp_secret, clock, steps_ahead=1)).status_code == 200
-    response = validate(pending_session(enrolled), code_for(enrolled.otp_secret, clock))
+    assert validate(pending_login(enrolled.email), code_for(enrolled.otp_secret, clock, steps_ahead=1)).status_code == 200
+    response = validate(pending_login(enrolled.email), code_for(enrolled.otp_secret, clock))
     assert response.status_code == 400
 
 
 def test_code_of_the_next_step_is_accepted(enrolled, clock):
-    assert validate(pending_session(enrolled), code_for(enrolled.otp_secret, clock)).status_code == 200
-    response = validate(pending_session(enrolled), code_for(enrolled.otp_secret, clock, steps_ahead=1))
+    assert validate(pending_login(enrolled.email), code_for(enrolled.otp_secret, clock)).status_code == 200
+    response = validate(pending_login(enrolled.email), code_for(enrolled.otp_secret, clock, steps_ahead=1))
     assert response.status_code == 200
     assert response.json() == {"otp_valid": True}
 
 
 def test_code_of_the_next_step_is_accepted_once_the_clock_reaches_it(enrolled, clock):
-    assert validate(pending_session(enrolled), code_for(enrolled.otp_secret, clock)).status_code == 200
+    assert validate(pending_login(enrolled.email), code_for(enrolled.otp_secret, clock)).status_code == 200
     clock.tick(30)
-    assert validate(pending_session(enrolled), code_for(enrolled.otp_secret, clock)).status_code == 200
+    assert validate(pending_login(enrolled.email), code_for(enrolled.otp_secret, clock)).status_code == 200
 
 
 def test_last_accepted_step_is_stored(enrolled, clock):
-    assert validate(pending_session(enrolled), code_for(enrolled.otp_secret, clock)).status_code == 200
+    assert validate(pending_login(enrolled.email), code_for(enrolled.otp_secret, clock)).status_code == 200
     assert UserModel.objects.get(pk=enrolled.pk).last_accepted_step == clock.step()
 
 
 def test_replayed_code_counts_as_a_wrong_code(enrolled, clock):
     code = code_for(enrolled.otp_secret, clock)
-    assert validate(pending_session(enrolled), code).status_code == 200
-    assert validate(pending_session(enrolled), code).status_code == 400
+    assert validate(pending_login(enrolled.email), code).status_code == 200
+    assert validate(pending_login(enrolled.email), code).status_code == 400
     assert UserModel.objects.get(pk=enrolled.pk).failed_attempts == 1
 
 

@@ -20,10 +20,7 @@ from rest_framework import exceptions
 from rest_framework.settings import api_settings
 from rest_framework.test import APIClient
 
-from .conftest import PASSWORD
-from .paths import LOGIN
-
-UTF8_ONLY = "Request bodies must be UTF-8: send charset=utf-8 or no charset"
+from tests.helpers import LOGIN, PASSWORD, UTF8_ONLY
 
 
 def bz2_bomb(*, head: bytes, tail: bytes, mebibytes: int) -> bytes:

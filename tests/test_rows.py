@@ -3,13 +3,11 @@ import uuid
 from datetime import datetime, timedelta, timezone
 
 import pytest
-from otp_app.models import Session
 from django.utils import timezone as django_timezone
 
 from otp_app import rows
-from otp_app.models import UserModel
-
-from .conftest import make_user
+from otp_app.models import Session, UserModel
+from tests.helpers import make_user
 
 FIELDS = [field.attname for field in UserModel._meta.concrete_fields]
 

@@ -11,8 +11,7 @@ from drf_yasg.codecs import OpenAPICodecJson
 
 from otp_app.openapi import SchemaGenerator
 from otp_app.urls import documented
-
-from .http_client import Account
+from tests.support.http_client import Account
 
 CHECKS = "not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance,response_headers_conformance"
 

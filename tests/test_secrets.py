@@ -10,13 +10,10 @@ import pytest
 from rest_framework.test import APIClient
 
 from otp_app.models import UserModel
-
-from .conftest import PASSWORD, code_for
+from tests.helpers import PASSWORD, USER_KEYS, code_for, wrong_code
 
 API = "/api/auth/"
 EMAIL = "secretive@example.com"
-# CONTRACT part 1's USER, and the recovery-code count that issue 3 added.
-USER_KEYS = {"id", "name", "email", "otp_enabled", "otp_verified", "recovery_codes_left"}
 
 
 class Recorder:
@@ -60,11 +57,6 @@ class Recorder:
     @property
     def secrets(self):
         return [secret for secret, _ in self.generated]
-
-
-def wrong_code(secret, clock) -> str:
-    window = {code_for(secret, clock, steps_ahead=offset) for offset in (-1, 0, 1)}
-    return next(code for code in (f"{n:06d}" for n in range(1_000_000)) if code not in window)
 
 
 def run_full_flow(clock) -> Recorder:
@@ -174,7 +166,7 @@ def test_no_response_contains_the_password(flow):
         assert PASSWORD not in everything_said(response), path
 
 
-def test_every_user_in_a_response_has_only_the_contract_keys(flow):
+def test_every_user_in_a_response_has_only_the_documented_keys(flow):
     users = [response.json()["user"] for _, response in flow.responses if "user" in response.json()]
     assert len(users) >= 6  # login x2, me x3, verify x2, disable
     for user in users:

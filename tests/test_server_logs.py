@@ -6,9 +6,8 @@ import pytest
 import requests
 from rest_framework.test import APIClient
 
-from .server import Server, drop_database
-
-BAD_HOST = "Invalid HTTP_HOST header: 'evil.example'"
+from tests.helpers import BAD_HOST
+from tests.support.server import serving
 
 
 def test_bad_host_is_one_warning_without_traceback(db, caplog):
@@ -23,17 +22,12 @@ def test_bad_host_is_one_warning_without_traceback(db, caplog):
 
 @pytest.mark.e2e
 def test_server_log_has_no_traceback_for_a_bad_host_and_no_query_string(tmp_path):
-    server = Server(tmp_path, env={"GUNICORN_ACCESS_LOG": "-"})
-    try:
-        server.start()
+    with serving(tmp_path, env={"GUNICORN_ACCESS_LOG": "-"}) as server:
         response = requests.get(server.url + "/healthz", headers={"Host": "evil.example"}, timeout=30)
         assert response.status_code == 400
         response = requests.get(server.url + "/healthz?secret=hunter2", timeout=30)
         assert response.status_code == 200
-    finally:
-        server.stop()  # every line written: the log is read after the server has stopped
-        drop_database(server.env["DATABASE_URL"])
-    log = server.log.read_text()
+    log = server.log.read_text()  # whole: the server has stopped
     assert "Traceback" not in log
     assert [line for line in log.split("\n") if BAD_HOST in line] == [
         f"WARNING django.security.DisallowedHost: {BAD_HOST}. You may need to add 'evil.example' to ALLOWED_HOSTS."

@@ -8,7 +8,6 @@ import asyncio
 import importlib
 
 import pytest
-
 from django.apps import apps
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
@@ -16,9 +15,7 @@ from rest_framework.test import APIClient
 
 from otp_app.models import Session
 from otp_app.session_backends.db import SessionStore, stored_key
-
-from .conftest import code_for, login
-from .paths import LOGOUT, ME, VALIDATE
+from tests.helpers import LOGOUT, ME, VALIDATE, code_for, login
 
 hash_keys = importlib.import_module("otp_app.migrations.0007_hash_session_keys").hash_keys
 

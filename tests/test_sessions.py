@@ -7,8 +7,7 @@ from django.conf import settings
 from rest_framework.test import APIClient
 
 from otp_app import totp
-
-from .conftest import PASSWORD, code_for, login, make_user
+from tests.helpers import PASSWORD, code_for, login, make_user, validate, wrong_code
 
 SessionStore = import_module(settings.SESSION_ENGINE).SessionStore
 
@@ -28,10 +27,6 @@ def call(client, method, path, user_id=None):
     if method == "get":
         return client.get(path)
     return client.post(path, body, format="json")
-
-
-def validate(client, secret, clock):
-    return client.post("/api/auth/otp/validate", {"token": code_for(secret, clock)}, format="json")
 
 
 def assert_fail(response, status):
@@ -65,7 +60,7 @@ def test_pending_session_cannot_switch_2fa_off(pending_client, user_with_2fa):
 
 
 def test_pending_session_may_call_validate_and_a_right_code_makes_it_full(pending_client, user_with_2fa, clock):
-    response = validate(pending_client, user_with_2fa.otp_secret, clock)
+    response = validate(pending_client, code_for(user_with_2fa.otp_secret, clock))
 
     assert response.status_code == 200
     assert response.json() == {"otp_valid": True}
@@ -75,8 +70,7 @@ def test_pending_session_may_call_validate_and_a_right_code_makes_it_full(pendin
 
 
 def test_wrong_code_leaves_the_session_pending(pending_client, user_with_2fa, clock):
-    right = code_for(user_with_2fa.otp_secret, clock)
-    wrong = "000000" if right != "000000" else "111111"
+    wrong = wrong_code(user_with_2fa.otp_secret, clock)
 
     assert_fail(pending_client.post("/api/auth/otp/validate", {"token": wrong}, format="json"), 400)
 
@@ -86,7 +80,7 @@ def test_wrong_code_leaves_the_session_pending(pending_client, user_with_2fa, cl
 def test_validate_rotates_the_session_key_and_the_pending_key_dies(pending_client, user_with_2fa, clock):
     pending_key = session_key(pending_client)
 
-    assert validate(pending_client, user_with_2fa.otp_secret, clock).status_code == 200
+    assert validate(pending_client, code_for(user_with_2fa.otp_secret, clock)).status_code == 200
 
     assert session_key(pending_client) != pending_key
     assert not SessionStore().exists(pending_key)
@@ -98,31 +92,23 @@ def test_validate_rotates_the_session_key_and_the_pending_key_dies(pending_clien
 def test_pending_session_is_still_valid_just_before_it_expires(pending_client, user_with_2fa, clock):
     clock.tick(settings.TWOFA_PENDING_SECONDS - 1)
 
-    assert validate(pending_client, user_with_2fa.otp_secret, clock).status_code == 200
+    assert validate(pending_client, code_for(user_with_2fa.otp_secret, clock)).status_code == 200
 
 
 def test_pending_session_expires_after_twofa_pending_seconds(pending_client, user_with_2fa, clock):
     clock.tick(settings.TWOFA_PENDING_SECONDS + 1)
 
-    assert_fail(validate(pending_client, user_with_2fa.otp_secret, clock), 401)
+    assert_fail(validate(pending_client, code_for(user_with_2fa.otp_secret, clock)), 401)
     assert_fail(pending_client.get("/api/auth/me"), 401)
 
 
 def test_expired_pending_session_is_removed_not_just_refused_for_now(pending_client, user_with_2fa, clock):
     clock.tick(settings.TWOFA_PENDING_SECONDS + 1)
-    validate(pending_client, user_with_2fa.otp_secret, clock)
+    validate(pending_client, code_for(user_with_2fa.otp_secret, clock))
 
     clock.tick(-settings.TWOFA_PENDING_SECONDS)
 
-    assert_fail(validate(pending_client, user_with_2fa.otp_secret, clock), 401)
-
-
-@pytest.fixture
-def staff_with_2fa(db):
-    return make_user(
-        "staff@example.com", "Staff", is_staff=True, is_superuser=True,
-        otp_enabled=True, otp_verified=True, otp_secret=totp.new_secret(),
-    )
+    assert_fail(validate(pending_client, code_for(user_with_2fa.otp_secret, clock)), 401)
 
 
 def test_pending_session_is_not_a_django_login_for_the_admin(staff_with_2fa, clock):
@@ -138,7 +124,7 @@ def test_pending_session_is_not_a_django_login_for_the_admin(staff_with_2fa, clo
 def test_full_session_after_validate_opens_the_admin_for_staff(staff_with_2fa, clock):
     client = APIClient()
     login(client, "staff@example.com")
-    assert validate(client, staff_with_2fa.otp_secret, clock).status_code == 200
+    assert validate(client, code_for(staff_with_2fa.otp_secret, clock)).status_code == 200
 
     assert client.get("/admin/").status_code == 200
 
@@ -159,14 +145,14 @@ def test_password_change_invalidates_a_pending_session(pending_client, user_with
     user_with_2fa.set_password("a brand new passphrase")
     user_with_2fa.save()
 
-    assert_fail(validate(pending_client, user_with_2fa.otp_secret, clock), 401)
+    assert_fail(validate(pending_client, code_for(user_with_2fa.otp_secret, clock)), 401)
 
 
 def test_deactivation_invalidates_a_pending_session(pending_client, user_with_2fa, clock):
     user_with_2fa.is_active = False
     user_with_2fa.save()
 
-    assert_fail(validate(pending_client, user_with_2fa.otp_secret, clock), 401)
+    assert_fail(validate(pending_client, code_for(user_with_2fa.otp_secret, clock)), 401)
 
 
 def test_password_change_ends_a_full_session(logged_in_client, user):
@@ -190,6 +176,6 @@ def test_validate_of_one_pending_session_does_not_complete_another(user_with_2fa
     login(first, "ann@example.com", PASSWORD)
     login(second, "ann@example.com", PASSWORD)
 
-    assert validate(first, user_with_2fa.otp_secret, clock).status_code == 200
+    assert validate(first, code_for(user_with_2fa.otp_secret, clock)).status_code == 200
 
     assert_fail(second.get("/api/auth/me"), 403)

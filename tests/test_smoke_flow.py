@@ -1,7 +1,6 @@
 """The whole flow as the React app drives it, through the API."""
 from otp_app.models import UserModel
-
-from .conftest import PASSWORD, code_for, login
+from tests.helpers import PASSWORD, code_for, login
 
 
 def test_register_login_enrol_validate_disable(api, clock, db):

@@ -10,8 +10,7 @@ from rest_framework.test import APIClient
 
 from otp_app import totp
 from otp_app.models import UserModel
-
-from .conftest import code_for, login, make_user, plain
+from tests.helpers import code_for, login, make_user, plain, snapshot
 
 ENDPOINTS = ["generate", "verify", "validate", "disable"]
 
@@ -49,11 +48,6 @@ def body_for(endpoint: str, account, clock, user_id) -> dict:
 
 def call(account, endpoint, body):
     return account.client.post(f"/api/auth/otp/{endpoint}", body, format="json")
-
-
-def snapshot(account) -> tuple:
-    row = UserModel.objects.get(pk=account.pk)
-    return (row.otp_enabled, row.otp_verified, row.otp_secret, row.pending_secret, row.last_accepted_step, row.failed_attempts)
 
 
 @pytest.mark.parametrize("endpoint", ENDPOINTS)

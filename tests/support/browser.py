@@ -3,14 +3,16 @@
 Playwright cannot download its own browser here, so it launches /usr/bin/chromium. Without
 it the browser tests are skipped, except in CI (`CI` set), where they must run. Test modules
 import the fixtures they use, `chromium_installed` always:
-`from .browser import browser, chromium_installed, page  # noqa: F401`.
+`from tests.support.browser import browser, chromium_installed, page  # noqa: F401`.
 """
-import os
 import socket
 from pathlib import Path
 
 import pytest
 from playwright.sync_api import sync_playwright
+
+from tests.support import prerequisites
+from tests.support.server import serving
 
 CHROMIUM = Path("/usr/bin/chromium")
 LAUNCH_ARGS = [
@@ -26,17 +28,6 @@ LAUNCH_ARGS = [
 ]
 VIEWPORT = {"width": 1280, "height": 900}
 TIMEOUT_MS = 20_000
-
-
-def in_ci() -> bool:
-    return bool(os.environ.get("CI"))
-
-
-def skip_unless_ci(reason: str) -> None:
-    """Skip on a developer's machine; in CI a missing prerequisite is a failure."""
-    if in_ci():
-        pytest.fail(f"{reason} (CI must run the browser tests)", pytrace=False)
-    pytest.skip(reason)
 
 
 def port_in_use(port: int) -> bool:
@@ -56,7 +47,7 @@ def port_in_use(port: int) -> bool:
 def require_free_ports(*ports: int) -> None:
     busy = [port for port in ports if port_in_use(port)]
     if busy:
-        skip_unless_ci(f"port(s) {busy} in use: this test needs them free (`make run` serves on 8000)")
+        prerequisites.missing(prerequisites.FREE_PORTS, f"port(s) {busy} in use: this test needs them free")
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -64,7 +55,7 @@ def chromium_installed():
     """Autouse in every module that imports it, so a missing browser is found before any
     server starts."""
     if not CHROMIUM.exists():
-        skip_unless_ci(f"no Chromium at {CHROMIUM}: `apt-get install chromium`")
+        prerequisites.missing(prerequisites.CHROMIUM, f"no Chromium at {CHROMIUM}")
 
 
 @pytest.fixture(scope="module")
@@ -118,15 +109,8 @@ def _record_csp_message(violations: list[str], text: str) -> None:
 def api_on_localhost_8000(tmp_path_factory):
     """The API where the React app expects it, http://localhost:8000, with its default front-end
     origin http://localhost:3000 (gunicorn, production settings, its own database)."""
-    from .server import Server, drop_database
-
     require_free_ports(8000)
-    server = Server(tmp_path_factory.mktemp("api8000"), port=8000,
-                    env={"ALLOWED_HOSTS": "localhost,127.0.0.1", "CORS_ALLOWED_ORIGINS": "http://localhost:3000"})
-    try:
-        server.start()
+    env = {"ALLOWED_HOSTS": "localhost,127.0.0.1", "CORS_ALLOWED_ORIGINS": "http://localhost:3000"}
+    with serving(tmp_path_factory.mktemp("api8000"), port=8000, env=env) as server:
         server.url = "http://localhost:8000"  # the name the browser and the React app use
         yield server
-    finally:
-        server.stop()
-        drop_database(server.env["DATABASE_URL"])

@@ -1,12 +1,15 @@
-"""The API over real HTTP, for end-to-end tests: an account, its session, its second factor."""
-import time
+"""The API over real HTTP, for end-to-end tests: an account, its session, its second factor;
+clients from other addresses; requests released at the same moment."""
+import threading
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 
 import pyotp
 import requests
 from requests.adapters import HTTPAdapter
 
-from .conftest import PASSWORD
+from tests import helpers
+from tests.helpers import PASSWORD
 
 
 def fresh_email(tag: str = "user") -> str:
@@ -46,9 +49,7 @@ class Account:
         return http
 
     def next_code(self) -> str:
-        # The code of the next time step: the current one was just used by otp/verify, and the
-        # ±1 step window accepts the next.
-        return pyotp.TOTP(self.secret).at(time.time() + 30)
+        return helpers.next_code(self.secret)
 
 
 class _FromAddress(HTTPAdapter):
@@ -66,3 +67,15 @@ def session_from(address: str) -> requests.Session:
     http = requests.Session()
     http.mount("http://", _FromAddress(address))
     return http
+
+
+def race(calls, timeout: float = 60) -> list:
+    """Run every zero-argument call in its own thread, all released at the same moment."""
+    barrier = threading.Barrier(len(calls))
+
+    def run(call):
+        barrier.wait(timeout=timeout)
+        return call()
+
+    with ThreadPoolExecutor(max_workers=len(calls)) as pool:
+        return list(pool.map(run, calls))

@@ -7,9 +7,8 @@ import subprocess
 import time
 from pathlib import Path
 
-import pytest
-
-from .server import ROOT, free_port
+from tests.support import prerequisites
+from tests.support.server import ROOT, free_port, stop
 
 NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
 CONFIG = ROOT / "docs" / "nginx.conf"
@@ -17,11 +16,8 @@ CONFIG = ROOT / "docs" / "nginx.conf"
 
 def require() -> None:
     """Skip the test without nginx, except in CI, which installs it (.ci/run)."""
-    if os.access(NGINX, os.X_OK):
-        return
-    if os.environ.get("CI"):
-        pytest.fail(f"nginx is not installed at {NGINX}, and CI must run this test")
-    pytest.skip(f"nginx is not installed ({NGINX}): apt-get install nginx-light")
+    if not os.access(NGINX, os.X_OK):
+        prerequisites.missing(prerequisites.NGINX, f"nginx is not installed ({NGINX})")
 
 
 class Nginx:
@@ -67,12 +63,7 @@ class Nginx:
         raise RuntimeError(f"nginx did not start: {(self.workdir / 'error.log').read_text()}")
 
     def stop(self) -> None:
-        if self.process and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
+        stop(self.process, timeout=10)
 
 
 def _replace_once(text: str, old: str, new: str) -> str:

@@ -1,5 +1,6 @@
 """A real server process for end-to-end tests: gunicorn, production settings, its own SQLite file."""
 import base64
+import contextlib
 import hashlib
 import os
 import socket
@@ -10,7 +11,7 @@ from pathlib import Path
 
 import requests
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]  # the repository
 
 
 def free_port() -> int:
@@ -131,9 +132,26 @@ class Server:
         return False
 
     def stop(self) -> None:
-        if self.process and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
+        stop(self.process, timeout=15)
+
+
+def stop(process: subprocess.Popen | None, *, timeout: float) -> None:
+    """Ask `process` to end; kill it if it has not within `timeout` seconds."""
+    if process and process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            process.kill()
+
+
+@contextlib.contextmanager
+def serving(workdir: Path, **options):
+    """A started Server (options as for Server), stopped on leaving the block, and its database
+    dropped: its log is whole once the block is left."""
+    server = Server(workdir, **options)
+    try:
+        yield server.start()
+    finally:
+        server.stop()
+        drop_database(server.env["DATABASE_URL"])

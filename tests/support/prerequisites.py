@@ -1,0 +1,56 @@
+"""What some tests need beyond Python: Chromium, nginx, Node.js, PostgreSQL and Redis, free ports.
+
+Without one, its tests are skipped on a developer's machine and fail in CI (`CI` set), which
+installs everything (.ci/run). The end of a run lists what was skipped and how to get it
+(`pytest_terminal_summary` in tests/conftest.py).
+"""
+import os
+from dataclasses import dataclass
+from typing import NoReturn
+
+import pytest
+
+
+@dataclass(frozen=True)
+class Need:
+    what: str  # what is missing
+    tests: str  # the tests that need it
+    remedy: str  # how to get it
+
+
+CHROMIUM = Need("Chromium", "the browser tests (tests/browser/)", "apt-get install chromium")
+FREE_PORTS = Need(
+    "ports 8000 and 3000 free",
+    "the browser tests that serve the API where the React app expects it",
+    "stop what listens there (`make run` serves on 8000)",
+)
+NGINX = Need("nginx", "the tests of nginx in front of gunicorn (tests/e2e/test_slow_clients.py)", "apt-get install nginx-light")
+NODE = Need(
+    "Node.js",
+    "the Postman collection's runs (tests/e2e/test_postman.py)",
+    "apt-get install nodejs npm (then `npm ci --prefix postman`)",
+)
+POSTGRES_AND_REDIS = Need(
+    "PostgreSQL and Redis on 127.0.0.1",
+    "the outage tests (tests/e2e/test_faults.py)",
+    "apt-get install postgresql redis-server, started as .ci/run starts them",
+)
+
+_skipped: dict[str, Need] = {}  # the reason of each skip for want of something -> that something
+
+
+def in_ci() -> bool:
+    return bool(os.environ.get("CI"))
+
+
+def missing(need: Need, reason: str) -> NoReturn:
+    """Skip the calling test (or fixture) for want of `need`; in CI, fail it."""
+    if in_ci():
+        pytest.fail(f"{reason}, and CI must run {need.tests}", pytrace=False)
+    _skipped[reason] = need
+    pytest.skip(reason)
+
+
+def need_of(reason: str) -> Need | None:
+    """What a skip with this reason was for want of, if it was for want of something."""
+    return _skipped.get(reason)
