@@ -36,7 +36,7 @@ clean:
 	rm -rf $(VENV) db.sqlite3 db.sqlite3-* .pytest_cache
 
 # The Postman collection (postman/), run by newman against BASE_URL: by default the API that
-# `make run` serves. `make test` runs it against its own server too (tests/test_postman.py).
+# `make run` serves. `make test` runs it against its own server too (tests/e2e/test_postman.py).
 BASE_URL ?= http://localhost:$(PORT)
 .PHONY: postman
 postman: postman/node_modules/.installed

@@ -1,18 +1,16 @@
-"""A real browser for end-to-end tests: Debian's headless Chromium, driven by Playwright.
+"""A real browser for the browser tests: Debian's headless Chromium, driven by Playwright.
 
 Playwright cannot download its own browser here, so it launches /usr/bin/chromium. Without
-it the browser tests are skipped, except in CI (`CI` set), where they must run. Test modules
-import the fixtures they use, `chromium_installed` always:
-`from tests.support.browser import browser, chromium_installed, page  # noqa: F401`.
+it the browser tests are skipped, except in CI (`CI` set), where they must run. The fixtures
+that use this are in tests/browser/conftest.py.
 """
+import contextlib
 import socket
 from pathlib import Path
 
-import pytest
 from playwright.sync_api import sync_playwright
 
 from tests.support import prerequisites
-from tests.support.server import serving
 
 CHROMIUM = Path("/usr/bin/chromium")
 LAUNCH_ARGS = [
@@ -50,23 +48,21 @@ def require_free_ports(*ports: int) -> None:
         prerequisites.missing(prerequisites.FREE_PORTS, f"port(s) {busy} in use: this test needs them free")
 
 
-@pytest.fixture(scope="session", autouse=True)
-def chromium_installed():
-    """Autouse in every module that imports it, so a missing browser is found before any
-    server starts."""
+def require_chromium() -> None:
     if not CHROMIUM.exists():
         prerequisites.missing(prerequisites.CHROMIUM, f"no Chromium at {CHROMIUM}")
 
 
-@pytest.fixture(scope="module")
-def browser(chromium_installed):
+@contextlib.contextmanager
+def chromium():
+    """Chromium, launched for the length of the block."""
     playwright = sync_playwright().start()
     try:
-        chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), args=LAUNCH_ARGS)
+        launched = playwright.chromium.launch(executable_path=str(CHROMIUM), args=LAUNCH_ARGS)
         try:
-            yield chromium
+            yield launched
         finally:
-            chromium.close()
+            launched.close()
     finally:
         playwright.stop()
 
@@ -79,8 +75,8 @@ document.addEventListener("securitypolicyviolation", event => window.reportCspVi
 """
 
 
-@pytest.fixture
-def page(browser):
+@contextlib.contextmanager
+def fresh_page(browser):
     """A new page in a fresh browser profile (no cookies). `page.errors` collects its uncaught
     script errors: a page that throws is broken even when it looks fine. `page.csp_violations`
     collects what its Content-Security-Policy refused, as events and as console messages."""
@@ -103,14 +99,3 @@ def page(browser):
 def _record_csp_message(violations: list[str], text: str) -> None:
     if "Content Security Policy" in text:
         violations.append(text)
-
-
-@pytest.fixture(scope="module")
-def api_on_localhost_8000(tmp_path_factory):
-    """The API where the React app expects it, http://localhost:8000, with its default front-end
-    origin http://localhost:3000 (gunicorn, production settings, its own database)."""
-    require_free_ports(8000)
-    env = {"ALLOWED_HOSTS": "localhost,127.0.0.1", "CORS_ALLOWED_ORIGINS": "http://localhost:3000"}
-    with serving(tmp_path_factory.mktemp("api8000"), port=8000, env=env) as server:
-        server.url = "http://localhost:8000"  # the name the browser and the React app use
-        yield server

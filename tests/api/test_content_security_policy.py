@@ -1,7 +1,7 @@
 """Every response carries a Content-Security-Policy: the strictest (load nothing, run nothing, be
 framed by no one) on the API and everything else; the admin, Swagger UI and ReDoc get what they
 need from this origin, scripts from files only. The browser tests show those pages work under it
-(test_browser_swagger.py, test_browser_admin.py)."""
+(tests/browser/test_swagger.py, tests/browser/test_admin.py)."""
 import pytest
 from rest_framework.test import APIClient
 

@@ -15,13 +15,7 @@ import pytest
 import requests
 
 from tests.helpers import PASSWORD, USER_KEYS, next_code, wrong_code_now
-from tests.support.browser import (  # noqa: F401  (fixtures)
-    api_on_localhost_8000,
-    browser,
-    chromium_installed,
-    page,
-    require_free_ports,
-)
+from tests.support.browser import require_free_ports
 from tests.support.http_client import fresh_email
 from tests.support.server import free_port
 

@@ -4,8 +4,10 @@ from importlib import import_module
 
 import pytest
 from django.conf import settings
+from django.contrib.auth.hashers import make_password
 from rest_framework.test import APIClient
 
+from otp_app.models import UserModel
 from tests.helpers import PASSWORD, USER_KEYS, login, make_user
 
 INCORRECT = {"status": "fail", "message": "Incorrect email or password"}
@@ -119,3 +121,29 @@ def test_login_response_never_contains_the_totp_secret_or_an_otpauth_url(api, us
     assert user_with_2fa.pending_secret not in content
     assert "otpauth" not in content
     assert "base32" not in content
+
+
+# --- Older password hashes ----------------------------------------------------------------------------
+
+
+def test_pbkdf2_hash_is_still_accepted_at_login_and_upgraded_to_argon2(api, db, clock):
+    user = make_user()
+    UserModel.objects.filter(pk=user.pk).update(password=make_password(PASSWORD, hasher="pbkdf2_sha256"))
+
+    response = login(api, "ann@example.com")
+
+    assert response.status_code == 200
+    user.refresh_from_db()
+    assert user.password.startswith("argon2$argon2id$")
+    assert user.check_password(PASSWORD)
+
+
+def test_pbkdf2_hash_with_a_wrong_password_is_refused_and_left_alone(api, db, clock):
+    user = make_user()
+    old_hash = make_password(PASSWORD, hasher="pbkdf2_sha256")
+    UserModel.objects.filter(pk=user.pk).update(password=old_hash)
+
+    assert login(api, "ann@example.com", "wrong password").status_code == 400
+
+    user.refresh_from_db()
+    assert user.password == old_hash

@@ -19,4 +19,4 @@ def test_healthz_sets_no_cookie_and_is_never_throttled(client, settings):
         assert not response.cookies
 
 
-# The 503 side, with a database really taken away, is in test_e2e_faults.py.
+# The 503 side, with a database really taken away, is in tests/e2e/test_faults.py.

@@ -10,7 +10,6 @@ import pytest
 
 from otp_app.middleware import ADMIN
 from tests.helpers import PASSWORD, next_code
-from tests.support.browser import browser, chromium_installed, page  # noqa: F401  (fixtures)
 from tests.support.http_client import Account, fresh_email
 from tests.support.server import ROOT, Server, serving
 

@@ -1,13 +1,12 @@
 """UserModel: one account per email in any letter case (kept by the database), the
-createsuperuser command, and how passwords are hashed and upgraded."""
+createsuperuser command, and how passwords are hashed (upgraded at login: tests/api/test_login.py)."""
 import pytest
-from django.contrib.auth.hashers import make_password
 from django.core.exceptions import FieldDoesNotExist
 from django.core.management import CommandError, call_command
 from django.db import IntegrityError, transaction
 
 from otp_app.models import UserModel
-from tests.helpers import PASSWORD, login, make_user
+from tests.helpers import PASSWORD, make_user
 
 
 def test_database_refuses_an_email_differing_only_in_case_on_insert(db):
@@ -80,26 +79,3 @@ def test_new_passwords_are_hashed_with_argon2id_at_owasp_cost(db):
 
     assert user.password.startswith("argon2$argon2id$v=19$m=19456,t=2,p=1$")
     assert PASSWORD not in user.password
-
-
-def test_pbkdf2_hash_is_still_accepted_at_login_and_upgraded_to_argon2(api, db, clock):
-    user = make_user()
-    UserModel.objects.filter(pk=user.pk).update(password=make_password(PASSWORD, hasher="pbkdf2_sha256"))
-
-    response = login(api, "ann@example.com")
-
-    assert response.status_code == 200
-    user.refresh_from_db()
-    assert user.password.startswith("argon2$argon2id$")
-    assert user.check_password(PASSWORD)
-
-
-def test_pbkdf2_hash_with_a_wrong_password_is_refused_and_left_alone(api, db, clock):
-    user = make_user()
-    old_hash = make_password(PASSWORD, hasher="pbkdf2_sha256")
-    UserModel.objects.filter(pk=user.pk).update(password=old_hash)
-
-    assert login(api, "ann@example.com", "wrong password").status_code == 400
-
-    user.refresh_from_db()
-    assert user.password == old_hash

@@ -12,7 +12,6 @@ import pytest
 from otp_app.middleware import REDOC, SWAGGER_UI
 from otp_app.urls import ENDPOINTS
 from tests.helpers import PASSWORD
-from tests.support.browser import api_on_localhost_8000, browser, chromium_installed, page  # noqa: F401  (fixtures)
 from tests.support.http_client import fresh_email
 from tests.support.server import ROOT
 

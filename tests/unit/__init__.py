@@ -1,0 +1,1 @@
+"""Unit tests: services, TOTP codes, encryption, models, rows, formatters, configuration; no HTTP client."""
