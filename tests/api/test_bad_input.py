@@ -1,4 +1,4 @@
-"""CONTRACT 2.8: bad input gets a clear 4xx JSON error, never a 500 or an HTML page.
+"""Bad input gets a clear 4xx JSON error, never a 500 or an HTML page.
 
 Every error body is `{"status": "fail", "message": <str>}` with Content-Type application/json.
 Each table below has one row per bad input; every row runs against every endpoint it applies to.

@@ -1,4 +1,4 @@
-"""CONTRACT part 1, "Documentation": Swagger UI, ReDoc and the schema, and what the schema says.
+"""The documentation: Swagger UI, ReDoc and the schema, and what the schema says.
 
 Clients read the schema to learn the API, so it must list every path with its method, the
 request fields each POST takes, and the error statuses each endpoint can answer.
@@ -35,8 +35,8 @@ REQUEST_FIELDS = {
     "/api/auth/otp/recovery-codes": ({"user_id", "token"}, {"token"}),
 }
 
-# Every status each endpoint can answer (CONTRACT parts 1 and 2); 403 on a POST is at least the
-# refusal of a foreign origin (2.7), which every POST endpoint gives.
+# Every status each endpoint can answer; 403 on a POST is at least the refusal of a foreign
+# origin, which every POST endpoint gives.
 RESPONSES = {
     "/api/auth/register": {201, 400, 403, 409, 429},
     "/api/auth/login": {200, 400, 403, 429},
@@ -133,7 +133,7 @@ def test_documentation_needs_no_session(api, db):
 # --- Paths and methods ---------------------------------------------------------------------------
 
 def test_schema_lists_exactly_the_api_paths_as_clients_call_them(schema):
-    # CONTRACT part 1: the React app calls the paths with no trailing slash; so does the schema.
+    # The React app calls the paths with no trailing slash; so does the schema.
     assert set(documented_paths(schema)) == set(SCHEMA_PATHS)
 
 
@@ -212,7 +212,7 @@ def test_success_response_documents_its_body_fields(schema, path, success):
 
 
 def test_no_documented_response_contains_a_secret_except_generate(schema):
-    # CONTRACT 2.3, as documented: only otp/generate answers with base32 / otpauth_url.
+    # As documented, only otp/generate answers with base32 / otpauth_url.
     for path in SCHEMA_PATHS:
         if path == "/api/auth/otp/generate":
             continue

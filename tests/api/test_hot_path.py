@@ -1,4 +1,4 @@
-"""The cheap paths stay cheap (issue 6): how many statements each hot request makes, and what it
+"""The cheap paths stay cheap: how many statements each hot request makes, and what it
 writes. Counts, not timings: the benchmark (bench/) measures time; these catch a lost lever."""
 import random
 from importlib import import_module

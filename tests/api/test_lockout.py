@@ -1,4 +1,4 @@
-"""CONTRACT 2.5: consecutive wrong codes lock the account with a growing delay.
+"""Consecutive wrong codes lock the account with a growing delay.
 
 While locked, every attempt is refused with 429 and Retry-After without the code being looked
 at. The count lives in the account's row, so every process of the service sees it.

@@ -1,5 +1,5 @@
-"""POST /api/auth/login: the contract bodies, which accounts may log in, and the session cookie
-it sets (CONTRACT part 1 and part 2.1, 2.3)."""
+"""POST /api/auth/login: the documented bodies, which accounts may log in, the session cookie it
+sets, and password hashes of earlier versions upgraded at login."""
 from importlib import import_module
 
 import pytest

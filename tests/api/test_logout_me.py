@@ -1,4 +1,4 @@
-"""POST /api/auth/logout and GET /api/auth/me (CONTRACT part 3)."""
+"""POST /api/auth/logout and GET /api/auth/me."""
 import pytest
 from django.conf import settings
 from rest_framework.test import APIClient

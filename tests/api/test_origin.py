@@ -1,4 +1,4 @@
-"""CONTRACT 2.7: forged cross-site requests fail; the React app, Swagger UI and Postman work.
+"""Forged cross-site requests fail; the React app, Swagger UI and Postman work.
 
 A state-changing request that a browser sends from a page of a foreign origin is refused with
 403 JSON, also when the browser attaches the session cookie, and changes nothing. The allowed

@@ -1,4 +1,4 @@
-"""POST /api/auth/otp/disable: switch 2FA off for the session's account (CONTRACT 1)."""
+"""POST /api/auth/otp/disable: switch 2FA off for the session's account."""
 from rest_framework.test import APIClient
 
 from otp_app.models import UserModel

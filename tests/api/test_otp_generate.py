@@ -1,4 +1,5 @@
-"""POST /api/auth/otp/generate: a new secret for the session's account (CONTRACT 1, 2.2, 2.6)."""
+"""POST /api/auth/otp/generate: a new secret for the session's account, and enrolment that cannot
+lock a person out."""
 from urllib.parse import parse_qs, unquote, urlsplit
 
 import pytest
@@ -17,7 +18,7 @@ def query_of(otpauth_url: str) -> dict:
     return parse_qs(urlsplit(otpauth_url).query)
 
 
-# CONTRACT part 3: additions may add keys old clients ignore; `qr_code` is the documented one.
+# Additions may add keys old clients ignore; `qr_code` is the documented one.
 GENERATE_KEYS = {"base32", "otpauth_url"}
 DOCUMENTED_ADDITIONS = {"qr_code"}
 
@@ -96,7 +97,7 @@ def test_generate_refuses_a_pending_session(pending_client, user_with_2fa):
     assert UserModel.objects.get(pk=user_with_2fa.pk).pending_secret == ""
 
 
-# --- CONTRACT 2.6: enrolment cannot lock a person out --------------------------------------------
+# --- Enrolment cannot lock a person out ------------------------------------------------------------
 
 
 def test_generate_while_2fa_is_on_keeps_the_secret_in_force(full_2fa_client, user_with_2fa):

@@ -1,4 +1,4 @@
-"""POST /api/auth/otp/validate: the second step of login (CONTRACT 1, 2.1)."""
+"""POST /api/auth/otp/validate: the second step of login."""
 import pytest
 from rest_framework.test import APIClient
 

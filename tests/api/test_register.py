@@ -1,5 +1,5 @@
-"""POST /api/auth/register: the success and failure bodies of CONTRACT part 1, email
-normalisation, the password validators, and how the password is stored."""
+"""POST /api/auth/register: the documented success and failure bodies, email normalisation, the
+password validators, and how the password is stored."""
 import pytest
 
 from otp_app.models import UserModel

@@ -1,4 +1,4 @@
-"""CONTRACT 2.4, RFC 6238 §5.2: a code accepted once for an account is refused at any later request."""
+"""RFC 6238 §5.2: a code accepted once for an account is refused at any later request."""
 import pytest
 
 from otp_app import services, totp

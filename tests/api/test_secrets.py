@@ -1,4 +1,4 @@
-"""CONTRACT 2.3: no response but otp/generate carries a TOTP secret or an otpauth URL, and no
+"""No response but otp/generate carries a TOTP secret or an otpauth URL, and no
 log record carries a secret or a password. The recovery codes, secrets too, appear only in the
 one otp/verify answer that switched 2FA on.
 

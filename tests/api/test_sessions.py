@@ -1,4 +1,4 @@
-"""Session states (CONTRACT part 2.1, 2.2): a password alone gives a full session only without
+"""Session states: a password alone gives a full session only without
 2FA; with 2FA it is pending until otp/validate, and pending opens nothing else."""
 from importlib import import_module
 

@@ -1,4 +1,4 @@
-"""CONTRACT 2.2: the account always comes from the session; a `user_id` in a body may only name it.
+"""The account always comes from the session; a `user_id` in a body may only name it.
 
 user_id is optional on otp/generate, otp/verify, otp/validate and otp/disable; another account's
 id is a 403, a malformed one a 400, null is the same as leaving it out.

@@ -2,7 +2,7 @@
 
 The collection is what people import into Postman or Insomnia: it must run the whole flow with
 one click, from a fresh account each time, and its tests must fail the run when the API breaks
-the contract. newman is pinned in postman/package-lock.json; without Node.js these tests are
+what it documents. newman is pinned in postman/package-lock.json; without Node.js these tests are
 skipped, except in CI, where they must run.
 """
 import json

@@ -104,7 +104,7 @@ def test_concurrent_registrations_of_ten_emails_three_times_each_create_ten_acco
     assert created == set(emails)
 
 
-# --- Single use of a code (CONTRACT 2.4) ---------------------------------------------------------
+# --- Single use of a code --------------------------------------------------------------------------
 
 def test_one_code_sent_by_twenty_pending_sessions_at_once_is_accepted_once(api):
     email, secret = enrolled_account(api)
@@ -149,7 +149,7 @@ def test_concurrent_verify_of_one_code_in_one_session_succeeds_once(api, count):
     assert me["otp_enabled"] is True and me["otp_verified"] is True
 
 
-# --- Guessing is bounded (CONTRACT 2.5) ----------------------------------------------------------
+# --- Guessing is bounded ---------------------------------------------------------------------------
 
 def test_thirty_concurrent_wrong_codes_get_at_most_the_threshold_of_answers(api):
     threshold = settings.TWOFA_LOCKOUT_THRESHOLD

@@ -2,7 +2,7 @@
 
 Every request carries `Origin: http://localhost:3000` and `Content-Type: application/json`, no
 CSRF header, no trailing slash; the cookie jar of a requests.Session plays the browser's
-(`withCredentials: true`). Each answer must have the shape of CONTRACT part 1 and the CORS
+(`withCredentials: true`). Each answer must have its documented shape and the CORS
 headers that let the app read it. The same requests from a foreign origin are refused.
 """
 import json
@@ -112,7 +112,7 @@ def test_react_app_journey_register_login_enrol_validate_disable(api):
     assert response.status_code == 200, response.text
     assert_cors(response)
     body = response.json()
-    # The contract's two keys, and issue 5's server-rendered QR code.
+    # The secret in both forms an authenticator takes, and the server-rendered QR code.
     assert set(body) == {"base32", "otpauth_url", "qr_code"}
     secret = body["base32"]
     assert body["otpauth_url"].startswith("otpauth://totp/")
