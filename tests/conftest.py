@@ -2,8 +2,11 @@
 
 Unit tests call services directly; API tests use DRF's test client; end-to-end tests use
 `live_server_url` (a real gunicorn process, see tests/support/server.py). All share these users;
-what they share besides fixtures is in tests/helpers.py.
+what they share besides fixtures is in tests/helpers.py. At the end of a run, a summary of the
+tests skipped for want of a tool (Chromium, nginx, Node.js...) says how to get it.
 """
+from collections import Counter
+
 import pytest
 from django.core.cache import cache
 from rest_framework.test import APIClient
@@ -11,6 +14,7 @@ from rest_framework.test import APIClient
 from otp_app import clock as app_clock
 from otp_app import totp
 from tests.helpers import Clock, code_for, login, make_user, validate
+from tests.support import prerequisites
 from tests.support.server import serving
 
 START = 1_800_000_000.0  # a TOTP step boundary (divisible by 30)
@@ -106,3 +110,23 @@ def live_server_url(tmp_path_factory):
     """The URL of a real gunicorn process (2 workers) over its own SQLite file."""
     with serving(tmp_path_factory.mktemp("server")) as server:
         yield server.url
+
+
+@pytest.hookimpl(wrapper=True, tryfirst=True)
+def pytest_terminal_summary(terminalreporter):
+    """After all pytest writes but its last line (the skip reasons of `-ra` among them): which
+    tests were skipped for want of a tool, and how to get it. In CI they fail instead."""
+    result = yield
+    wanting = Counter()
+    for report in terminalreporter.stats.get("skipped", []):
+        if isinstance(report.longrepr, tuple):  # (file, line, "Skipped: <reason>")
+            need = prerequisites.need_of(report.longrepr[2].removeprefix("Skipped: "))
+            if need is not None:
+                wanting[need] += 1
+    if wanting:
+        terminalreporter.section("tests skipped for want of a tool", yellow=True, bold=True)
+        for need, count in wanting.items():
+            terminalreporter.line(f"{count} skipped because {need.absent}: {need.tests}.")
+            terminalreporter.line(f"    To run them: {need.remedy}")
+        terminalreporter.line("In CI (CI=true) these tests fail instead; .ci/run installs what they need.")
+    return result

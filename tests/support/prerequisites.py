@@ -13,27 +13,31 @@ import pytest
 
 @dataclass(frozen=True)
 class Need:
-    what: str  # what is missing
+    absent: str  # what is the matter, as a clause: "Chromium is not installed"
     tests: str  # the tests that need it
     remedy: str  # how to get it
 
 
-CHROMIUM = Need("Chromium", "the browser tests (tests/browser/)", "apt-get install chromium")
+CHROMIUM = Need("Chromium is not installed", "the browser tests (tests/browser/)", "apt-get install chromium")
 FREE_PORTS = Need(
-    "ports 8000 and 3000 free",
-    "the browser tests that serve the API where the React app expects it",
+    "port 8000 or 3000 is in use",
+    "the browser tests that serve the API where the React app expects it (tests/browser/)",
     "stop what listens there (`make run` serves on 8000)",
 )
-NGINX = Need("nginx", "the tests of nginx in front of gunicorn (tests/e2e/test_slow_clients.py)", "apt-get install nginx-light")
+NGINX = Need(
+    "nginx is not installed",
+    "the tests of nginx in front of gunicorn (tests/e2e/test_slow_clients.py)",
+    "apt-get install nginx-light",
+)
 NODE = Need(
-    "Node.js",
-    "the Postman collection's runs (tests/e2e/test_postman.py)",
-    "apt-get install nodejs npm (then `npm ci --prefix postman`)",
+    "Node.js is not installed",
+    "the runs of the Postman collection (tests/e2e/test_postman.py)",
+    "apt-get install nodejs npm (newman then comes with `npm ci --prefix postman`)",
 )
 POSTGRES_AND_REDIS = Need(
-    "PostgreSQL and Redis on 127.0.0.1",
+    "PostgreSQL or Redis is not listening on 127.0.0.1",
     "the outage tests (tests/e2e/test_faults.py)",
-    "apt-get install postgresql redis-server, started as .ci/run starts them",
+    "apt-get install postgresql redis-server, and start them as .ci/run does",
 )
 
 _skipped: dict[str, Need] = {}  # the reason of each skip for want of something -> that something
