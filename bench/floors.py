@@ -36,7 +36,7 @@ def _read_row(request) -> dict:
         pk = uuid.UUID(request.query_params.get("id", ""))
         user = UserModel.objects.get(pk=pk)
     except (ValueError, UserModel.DoesNotExist):
-        raise Http404
+        raise Http404 from None
     return {"id": str(user.pk), "email": user.email}
 
 

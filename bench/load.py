@@ -277,7 +277,7 @@ class Load:
             while time.perf_counter() < deadline:
                 try:
                     await step(connection, index, accounts, state, recorder)
-                except (HttpError, asyncio.TimeoutError, OSError) as error:
+                except (TimeoutError, HttpError, OSError) as error:
                     recorder.error(scenario, error if str(error) else type(error).__name__)
                     await connection.close()
                     await asyncio.sleep(0.05)  # a server that refuses connections is not hammered
@@ -387,7 +387,7 @@ class Load:
         sessions = await self._pending_sessions(base, accounts, spec["concurrency"])
         connection = Connection(base)
         try:
-            for account, session in zip(accounts, sessions):
+            for account, session in zip(accounts, sessions, strict=False):
                 for _attempt in range(30):  # the lock comes after TWOFA_LOCKOUT_THRESHOLD wrong codes
                     reply = await connection.request("POST", "/api/auth/otp/validate",
                                                      {"token": wrong_code(account.secret)}, session)

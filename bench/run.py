@@ -635,7 +635,7 @@ class Bench:
         runs: dict[str, list[dict]] = {key: [] for key in items}
 
         log("warm-up round")
-        for key, (_label, server, spec, _latency) in items.items():
+        for _key, (_label, server, spec, _latency) in items.items():
             self.measure(servers[server], {**spec, "duration": 0.3, "concurrency": args.concurrency})
         for round_number in range(1, args.rounds + 1):
             if self.out_of_time():
@@ -717,7 +717,7 @@ class Bench:
             "me": {"scenario": "get", "path": "/api/auth/me", "group": "scale-plain", "with_session": True},
         }
         runs = {(name, size): [] for name in specs for size in ("small", "large")}
-        for name, spec in specs.items():  # warm-up
+        for _name, spec in specs.items():  # warm-up
             for server in (small, large):
                 self.measure(server, {**spec, "duration": 0.5, "concurrency": args.scale_concurrency})
         for round_number in range(args.scale_rounds):
@@ -734,7 +734,7 @@ class Bench:
             latency = "otp/validate" if name == "validate" else "GET"
             both = {size: summarise(runs[(name, size)], latency) for size in ("small", "large")}
             per_round = [percentile(large_run["latencies_ms"][latency], 0.5) / percentile(small_run["latencies_ms"][latency], 0.5)
-                         for small_run, large_run in zip(runs[(name, "small")], runs[(name, "large")])]
+                         for small_run, large_run in zip(runs[(name, "small")], runs[(name, "large")], strict=False)]
             # Each round measures both databases back to back (in alternating order): the median of
             # the rounds' ratios is robust to a round that other work on the machine disturbed.
             result[name] = {**both, "p50_ratio": median(per_round),

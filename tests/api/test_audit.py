@@ -4,7 +4,7 @@ detail. No detail, user agent field or log line ever holds a secret, a recovery 
 password."""
 import json
 import logging
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from django.db import DEFAULT_DB_ALIAS, connections
@@ -172,7 +172,7 @@ def test_every_kind_of_event_has_a_scenario_here():
 
 
 def wall_clock() -> datetime:
-    return datetime.now(tz=timezone.utc)
+    return datetime.now(tz=UTC)
 
 
 def assert_recent(event: SecurityEvent, started: datetime, clock) -> None:

@@ -104,7 +104,7 @@ def test_the_user_table_holds_no_base32_run_at_all(logged_in_client, user, clock
         rows = cursor.fetchall()
     assert "otp_secret" in columns and "pending_secret" in columns
     for row in rows:
-        for column, value in zip(columns, row):
+        for column, value in zip(columns, row, strict=True):
             if column != "password":  # a password hash's base64 may hold such a run by chance
                 assert not BASE32_RUN.search(text(value)), (column, value)
 
@@ -227,7 +227,7 @@ def test_after_rotation_the_old_key_can_be_dropped_and_codes_still_verify(under_
     rotate()
     settings.TWOFA_ENCRYPTION_KEYS = [NEW_KEY]
 
-    for email, (secret, pending) in under_old_key.items():
+    for email, (secret, _pending) in under_old_key.items():
         assert validates(email, code_for(secret, clock)), email
     # The pending re-enrolment can still be finished too.
     email, (secret, pending) = next((email, pair) for email, pair in under_old_key.items() if pair[1])
@@ -268,7 +268,7 @@ def test_an_interrupted_rotation_keeps_finished_batches_and_a_rerun_completes_it
     monkeypatch.setattr(crypto, "reencrypt", real_reencrypt)
 
     # Whatever was written is whole: every secret still decrypts to what it was.
-    for email, (secret, pending) in under_old_key.items():
+    for email, (secret, _pending) in under_old_key.items():
         assert crypto.decrypt(UserModel.objects.get(email=email).otp_secret) == secret
     current = [token for token in all_tokens() if encrypted_with(NEW_KEY, token)]
     assert 0 < len(current) < 6  # finished batches were kept; the rest was not touched yet
@@ -277,7 +277,7 @@ def test_an_interrupted_rotation_keeps_finished_batches_and_a_rerun_completes_it
 
     assert all(encrypted_with(NEW_KEY, token) for token in all_tokens())
     settings.TWOFA_ENCRYPTION_KEYS = [NEW_KEY]
-    for email, (secret, pending) in under_old_key.items():
+    for email, (secret, _pending) in under_old_key.items():
         assert validates(email, code_for(secret, clock)), email
 
 

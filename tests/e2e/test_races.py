@@ -100,7 +100,7 @@ def test_concurrent_registrations_of_ten_emails_three_times_each_create_ten_acco
     responses = race([lambda email=email: register(api, email) for email in attempts])
     assert_no_server_error(responses)
     assert statuses(responses) == [201] * 10 + [409] * 20
-    created = {email.lower() for email, response in zip(attempts, responses) if response.status_code == 201}
+    created = {email.lower() for email, response in zip(attempts, responses, strict=True) if response.status_code == 201}
     assert created == set(emails)
 
 

@@ -69,7 +69,7 @@ def test_behind_a_proxy_its_header_counts_only_when_it_comes_from_the_proxy(sett
         ("127.0.0.1", f"6.6.6.6,{CLIENT},10.1.2.3", CLIENT),
         ("127.0.0.1", f"{CLIENT}, garbage", "127.0.0.1"),
         ("127.0.0.1", "10.1.2.4, 10.1.2.3", "10.1.2.4"),
-        ("10.1.2.3", f"2001:db8::7, 10.1.2.4", "2001:db8::7"),
+        ("10.1.2.3", "2001:db8::7, 10.1.2.4", "2001:db8::7"),
         (ELSEWHERE, CLIENT, ELSEWHERE),
         (ELSEWHERE, f"{CLIENT}, 10.1.2.3", ELSEWHERE),
     ],

@@ -1,6 +1,6 @@
 """rows.py: the hot path's plain SQL reads and writes give exactly what the ORM gives."""
 import uuid
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from django.utils import timezone as django_timezone
@@ -16,12 +16,12 @@ FIELDS = [field.attname for field in UserModel._meta.concrete_fields]
 def locked_user(db):
     return make_user(
         otp_enabled=True, otp_verified=True, otp_secret="JBSWY3DPEHPK3PXP", failed_attempts=6,
-        last_accepted_step=59_999_999, locked_until=datetime(2027, 1, 1, 12, 30, 15, 250_000, tzinfo=timezone.utc),
+        last_accepted_step=59_999_999, locked_until=datetime(2027, 1, 1, 12, 30, 15, 250_000, tzinfo=UTC),
     )
 
 
 def test_first_reads_every_field_as_the_orm_does(locked_user):
-    UserModel.objects.filter(pk=locked_user.pk).update(last_login=datetime(2026, 5, 1, tzinfo=timezone.utc))
+    UserModel.objects.filter(pk=locked_user.pk).update(last_login=datetime(2026, 5, 1, tzinfo=UTC))
     expected = UserModel.objects.get(pk=locked_user.pk)
     found = rows.first(UserModel, ("id", "=", locked_user.pk))
     assert {name: getattr(found, name) for name in FIELDS} == {name: getattr(expected, name) for name in FIELDS}
@@ -54,7 +54,7 @@ def test_first_compares_datetimes_with_greater_than(db):
 
 
 def test_update_changes_only_rows_meeting_its_conditions_and_counts_them(locked_user):
-    lock = datetime(2027, 2, 3, 4, 5, 6, tzinfo=timezone.utc)
+    lock = datetime(2027, 2, 3, 4, 5, 6, tzinfo=UTC)
     changes = {"failed_attempts": 7, "locked_until": lock}
     assert rows.update(UserModel, changes, ("id", "=", locked_user.pk), ("failed_attempts", "=", 5)) == 0
     assert rows.update(UserModel, changes, ("id", "=", locked_user.pk), ("failed_attempts", "=", 6)) == 1
