@@ -2,6 +2,7 @@
 
 Each may be overridden by the environment (GUNICORN_* below) or on the command line.
 """
+
 import os
 
 bind = os.environ.get("GUNICORN_BIND", "0.0.0.0:8000")

@@ -9,6 +9,7 @@ difference between an endpoint and its floor is what the endpoint's own code cos
 - one password check with the configured hasher behind a bare APIView (the hasher's cost in
   the server, next to its cost alone measured by bench/inprocess.py).
 """
+
 import uuid
 from functools import lru_cache
 

@@ -6,6 +6,7 @@ parameters never match the preferred ones), so each login verifies (one hash) an
 saves the password (a second hash and an UPDATE). Served by a separate server started with
 BENCH_PASSWORD_HASHER=pbkdf2-twice; the API code is the same.
 """
+
 from django.contrib.auth.hashers import PBKDF2PasswordHasher
 
 

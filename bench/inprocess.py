@@ -7,6 +7,7 @@ calls every endpoint once and counts SQL queries (CaptureQueriesContext), passwo
 cache commands. Then it times the configured hasher and the PBKDF2 comparison in a loop.
 Prints one JSON document on stdout.
 """
+
 import json
 import os
 import statistics
@@ -119,8 +120,22 @@ def main() -> dict:
     api = "/api/auth/"
     # An account without 2FA: register, login (full session), me, enrol, logout.
     ann = client()
-    measure("register", ann, "POST", api + "register", {"email": "ann@example.com", "name": "Ann", "password": PASSWORD}, 201)
-    measure("login (no 2FA: full session)", ann, "POST", api + "login", {"email": "ann@example.com", "password": PASSWORD}, 200)
+    measure(
+        "register",
+        ann,
+        "POST",
+        api + "register",
+        {"email": "ann@example.com", "name": "Ann", "password": PASSWORD},
+        201,
+    )
+    measure(
+        "login (no 2FA: full session)",
+        ann,
+        "POST",
+        api + "login",
+        {"email": "ann@example.com", "password": PASSWORD},
+        200,
+    )
     measure("GET me", ann, "GET", api + "me", expect=200)
     response = measure("otp/generate", ann, "POST", api + "otp/generate", {}, 200)
     secret = response.json()["base32"]
@@ -128,25 +143,59 @@ def main() -> dict:
     measure("otp/verify", ann, "POST", api + "otp/verify", {"token": code(secret, step)}, 200)
     measure("logout", ann, "POST", api + "logout", {}, 200)
     # Later logins of that account are pending until a code is proven.
-    measure("login (2FA: pending session)", ann, "POST", api + "login", {"email": "ann@example.com", "password": PASSWORD}, 200)
+    measure(
+        "login (2FA: pending session)",
+        ann,
+        "POST",
+        api + "login",
+        {"email": "ann@example.com", "password": PASSWORD},
+        200,
+    )
     measure("otp/validate wrong code (not locked)", ann, "POST", api + "otp/validate", {"token": wrong(secret)}, 400)
     measure("otp/validate correct code", ann, "POST", api + "otp/validate", {"token": code(secret, step + 1)}, 200)
     measure("GET me (after 2FA)", ann, "GET", api + "me", expect=200)
     measure("otp/disable", ann, "POST", api + "otp/disable", {}, 200)
     # Failed logins.
-    measure("login wrong password", client(), "POST", api + "login", {"email": "ann@example.com", "password": "nope, wrong"}, 400)
-    measure("login unknown email", client(), "POST", api + "login", {"email": "nobody@example.com", "password": PASSWORD}, 400)
+    measure(
+        "login wrong password",
+        client(),
+        "POST",
+        api + "login",
+        {"email": "ann@example.com", "password": "nope, wrong"},
+        400,
+    )
+    measure(
+        "login unknown email",
+        client(),
+        "POST",
+        api + "login",
+        {"email": "nobody@example.com", "password": PASSWORD},
+        400,
+    )
 
     # A locked account: wrong codes until 429, then one more attempt.
     bob = client()
-    bob.post(api + "register", json.dumps({"email": "bob@example.com", "name": "Bob", "password": PASSWORD}), content_type="application/json")
-    bob.post(api + "login", json.dumps({"email": "bob@example.com", "password": PASSWORD}), content_type="application/json")
+    bob.post(
+        api + "register",
+        json.dumps({"email": "bob@example.com", "name": "Bob", "password": PASSWORD}),
+        content_type="application/json",
+    )
+    bob.post(
+        api + "login", json.dumps({"email": "bob@example.com", "password": PASSWORD}), content_type="application/json"
+    )
     bob_secret = bob.post(api + "otp/generate", "{}", content_type="application/json").json()["base32"]
     bob.post(api + "otp/verify", json.dumps({"token": code(bob_secret, step)}), content_type="application/json")
     bob.post(api + "logout", "{}", content_type="application/json")
-    bob.post(api + "login", json.dumps({"email": "bob@example.com", "password": PASSWORD}), content_type="application/json")
+    bob.post(
+        api + "login", json.dumps({"email": "bob@example.com", "password": PASSWORD}), content_type="application/json"
+    )
     for _ in range(30):
-        if bob.post(api + "otp/validate", json.dumps({"token": wrong(bob_secret)}), content_type="application/json").status_code == 429:
+        if (
+            bob.post(
+                api + "otp/validate", json.dumps({"token": wrong(bob_secret)}), content_type="application/json"
+            ).status_code
+            == 429
+        ):
             break
     measure("otp/validate while locked", bob, "POST", api + "otp/validate", {"token": wrong(bob_secret)}, 429)
 
@@ -154,8 +203,14 @@ def main() -> dict:
     from otp_app.models import UserModel
 
     carol = client()
-    carol.post(api + "register", json.dumps({"email": "carol@example.com", "name": "Carol", "password": PASSWORD}), content_type="application/json")
-    carol.post(api + "login", json.dumps({"email": "carol@example.com", "password": PASSWORD}), content_type="application/json")
+    carol.post(
+        api + "register",
+        json.dumps({"email": "carol@example.com", "name": "Carol", "password": PASSWORD}),
+        content_type="application/json",
+    )
+    carol.post(
+        api + "login", json.dumps({"email": "carol@example.com", "password": PASSWORD}), content_type="application/json"
+    )
     row_id = str(UserModel.objects.get(email="ann@example.com").pk)
     measure("floor: bare APIView", client(), "GET", "/bench/constant", expect=200)
     measure("floor: one row", client(), "GET", f"/bench/row?id={row_id}", expect=200)
@@ -179,8 +234,12 @@ def _timed(function, iterations: int) -> dict:
         function()
         cpu.append((time.process_time() - started_cpu) * 1000)
         wall.append((time.perf_counter() - started_wall) * 1000)
-    return {"cpu_ms_median": round(statistics.median(cpu), 2), "cpu_ms_min": round(min(cpu), 2),
-            "wall_ms_median": round(statistics.median(wall), 2), "iterations": iterations}
+    return {
+        "cpu_ms_median": round(statistics.median(cpu), 2),
+        "cpu_ms_min": round(min(cpu), 2),
+        "wall_ms_median": round(statistics.median(wall), 2),
+        "iterations": iterations,
+    }
 
 
 def _timed_concurrently(function, threads: int, iterations: int) -> dict:
@@ -207,8 +266,11 @@ def hasher_cost(iterations: int) -> dict:
 
     hasher = get_hasher("default")
     encoded = make_password(PASSWORD)
-    params = {name: getattr(hasher, name) for name in ("time_cost", "memory_cost", "parallelism", "iterations")
-              if hasattr(hasher, name)}
+    params = {
+        name: getattr(hasher, name)
+        for name in ("time_cost", "memory_cost", "parallelism", "iterations")
+        if hasattr(hasher, name)
+    }
     pbkdf2 = PBKDF2TwiceHasher()
     pbkdf2_encoded = pbkdf2.encode(PASSWORD, pbkdf2.salt())
     return {
@@ -217,9 +279,11 @@ def hasher_cost(iterations: int) -> dict:
         "params": params,
         "make_password": _timed(lambda: make_password(PASSWORD), iterations),
         "check_password": _timed(lambda: check_password(PASSWORD, encoded), iterations),
-        "check_password_concurrent": _timed_concurrently(lambda: check_password(PASSWORD, encoded),
-                                                         int(os.environ.get("BENCH_SERVER_THREADS", "8")),
-                                                         max(2, iterations // 4)),
+        "check_password_concurrent": _timed_concurrently(
+            lambda: check_password(PASSWORD, encoded),
+            int(os.environ.get("BENCH_SERVER_THREADS", "8")),
+            max(2, iterations // 4),
+        ),
         "pbkdf2_sha256_390000_verify": _timed(lambda: pbkdf2.verify(PASSWORD, pbkdf2_encoded), max(3, iterations // 5)),
     }
 

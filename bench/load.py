@@ -14,6 +14,7 @@ JSON lines: a command on stdin, events on stdout.
 
 Only 127.0.0.1 is ever contacted; every loop is bounded by its duration or count.
 """
+
 import asyncio
 import collections
 import json
@@ -118,7 +119,7 @@ class Connection:
             elif name == "connection" and value.lower() == "close":
                 close = True
             elif name == "set-cookie" and value.startswith("sessionid="):
-                cookie = value.split(";", 1)[0][len("sessionid="):].strip('"')
+                cookie = value.split(";", 1)[0][len("sessionid=") :].strip('"')
         if chunked:
             data = b""
             while True:
@@ -206,8 +207,9 @@ class Load:
         self.run_tag = uuid.uuid4().hex[:8]
 
     # --- preparing accounts through the API --------------------------------------------------
-    async def prep(self, base: str, group: str, kind: str, count: int, concurrency: int = 8,
-                   register_base: str | None = None) -> dict:
+    async def prep(
+        self, base: str, group: str, kind: str, count: int, concurrency: int = 8, register_base: str | None = None
+    ) -> dict:
         accounts = [Account(f"{group}-{self.run_tag}-{index}@example.com") for index in range(count)]
         queue = list(accounts)
         failures: dict[str, int] = {}
@@ -232,12 +234,18 @@ class Load:
         await asyncio.gather(*(worker() for _ in range(min(concurrency, count))))
         ready = [account for account in accounts if account.session and (kind != "2fa" or account.secret)]
         self.groups.setdefault(group, []).extend(ready)
-        return {"group": group, "created": len(ready), "failures": failures,
-                "seconds": round(time.perf_counter() - started, 2), "ids": [a.id for a in ready]}
+        return {
+            "group": group,
+            "created": len(ready),
+            "failures": failures,
+            "seconds": round(time.perf_counter() - started, 2),
+            "ids": [a.id for a in ready],
+        }
 
     async def _prepare(self, connection: Connection, registrar: Connection, account: Account, kind: str):
-        reply = await registrar.request("POST", "/api/auth/register",
-                                         {"email": account.email, "name": "Bench", "password": PASSWORD})
+        reply = await registrar.request(
+            "POST", "/api/auth/register", {"email": account.email, "name": "Bench", "password": PASSWORD}
+        )
         if reply.status != 201:
             raise HttpError(f"register {reply.status} {reply.body[:200]!r}")
         reply = await connection.request("POST", "/api/auth/login", {"email": account.email, "password": PASSWORD})
@@ -293,8 +301,12 @@ class Load:
 
     # GET floors and GET me: one session per connection, rows read round robin.
     async def setup_get(self, base, accounts, spec):
-        return {"ids": [a.id for a in accounts if a.id], "turn": 0, "path": spec["path"],
-                "with_session": spec.get("with_session", False)}
+        return {
+            "ids": [a.id for a in accounts if a.id],
+            "turn": 0,
+            "path": spec["path"],
+            "with_session": spec.get("with_session", False),
+        }
 
     async def step_get(self, connection, index, accounts, state, recorder):
         path = self._get_path(state, spec_path=state["path"])
@@ -350,8 +362,9 @@ class Load:
         if not recorder.add("login", started, reply, (200,)) or not reply.session:
             return
         second = time.perf_counter()
-        reply = await connection.request("POST", "/api/auth/otp/validate",
-                                         {"token": code(account.secret, step)}, reply.session)
+        reply = await connection.request(
+            "POST", "/api/auth/otp/validate", {"token": code(account.secret, step)}, reply.session
+        )
         ok = recorder.add("otp/validate", second, reply, (200,))
         recorder.add("login+validate", started, reply, (200,))
         if ok:
@@ -362,8 +375,9 @@ class Load:
         connection, sessions = Connection(base), []
         try:
             for account in accounts[:concurrency]:
-                reply = await connection.request("POST", "/api/auth/login",
-                                                 {"email": account.email, "password": PASSWORD})
+                reply = await connection.request(
+                    "POST", "/api/auth/login", {"email": account.email, "password": PASSWORD}
+                )
                 if reply.status != 200 or not reply.session:
                     raise HttpError(f"pending login {reply.status} {reply.body[:200]!r}")
                 sessions.append(reply.session)
@@ -378,8 +392,9 @@ class Load:
         sessions = state["sessions"]
         account = accounts[index % len(sessions)]
         started = time.perf_counter()
-        reply = await connection.request("POST", "/api/auth/otp/validate",
-                                         {"token": wrong_code(account.secret)}, sessions[index % len(sessions)])
+        reply = await connection.request(
+            "POST", "/api/auth/otp/validate", {"token": wrong_code(account.secret)}, sessions[index % len(sessions)]
+        )
         if recorder.add("otp/validate", started, reply, (400,)):
             recorder.completed += 1
 
@@ -389,8 +404,9 @@ class Load:
         try:
             for account, session in zip(accounts, sessions, strict=False):
                 for _attempt in range(30):  # the lock comes after TWOFA_LOCKOUT_THRESHOLD wrong codes
-                    reply = await connection.request("POST", "/api/auth/otp/validate",
-                                                     {"token": wrong_code(account.secret)}, session)
+                    reply = await connection.request(
+                        "POST", "/api/auth/otp/validate", {"token": wrong_code(account.secret)}, session
+                    )
                     if reply.status == 429:
                         break
                 else:
@@ -403,8 +419,9 @@ class Load:
         sessions = state["sessions"]
         account = accounts[index % len(sessions)]
         started = time.perf_counter()
-        reply = await connection.request("POST", "/api/auth/otp/validate",
-                                         {"token": wrong_code(account.secret)}, sessions[index % len(sessions)])
+        reply = await connection.request(
+            "POST", "/api/auth/otp/validate", {"token": wrong_code(account.secret)}, sessions[index % len(sessions)]
+        )
         if recorder.add("otp/validate", started, reply, (429,)):
             recorder.completed += 1
 
@@ -413,8 +430,9 @@ class Load:
         self.register_counter += 1
         email = f"reg-{self.run_tag}-{self.register_counter}@example.com"
         started = time.perf_counter()
-        reply = await connection.request("POST", "/api/auth/register",
-                                         {"email": email, "name": "Bench", "password": PASSWORD})
+        reply = await connection.request(
+            "POST", "/api/auth/register", {"email": email, "name": "Bench", "password": PASSWORD}
+        )
         if recorder.add("register", started, reply, (201,)):
             recorder.completed += 1
 
@@ -431,8 +449,9 @@ class Load:
         self.register_counter += 1
         email = f"write-{self.run_tag}-{self.register_counter}@example.com"
         started = time.perf_counter()
-        reply = await connection.request("POST", "/api/auth/register",
-                                         {"email": email, "name": "Bench", "password": PASSWORD})
+        reply = await connection.request(
+            "POST", "/api/auth/register", {"email": email, "name": "Bench", "password": PASSWORD}
+        )
         recorder.add("register", started, reply, (201,))
         started = time.perf_counter()
         reply = await connection.request("POST", "/api/auth/login", {"email": email, "password": PASSWORD})
@@ -477,9 +496,19 @@ async def serve():
             if command["cmd"] == "quit":
                 return
             if command["cmd"] == "prep":
-                send({"event": "prepared", **await load.prep(command["base"], command["group"], command["kind"],
-                                                             command["count"], command.get("concurrency", 8),
-                                                             command.get("register_base"))})
+                send(
+                    {
+                        "event": "prepared",
+                        **await load.prep(
+                            command["base"],
+                            command["group"],
+                            command["kind"],
+                            command["count"],
+                            command.get("concurrency", 8),
+                            command.get("register_base"),
+                        ),
+                    }
+                )
             elif command["cmd"] == "run":
                 send({"event": "done", **await load.run(command, wait_for_go)})
             else:

@@ -14,6 +14,7 @@
 Prints a Markdown table, writes bench/results/bench-<time>.json (and latest.json), and stops
 everything it started, also on Ctrl-C or an error.
 """
+
 import argparse
 import base64
 import json
@@ -156,8 +157,9 @@ class ExternalCpu:
     def snapshot(self) -> dict:
         result = {"postgres": {}, "redis": None}
         if self.admin and self.databases:
-            rows = self.admin.execute("SELECT pid FROM pg_stat_activity WHERE datname = ANY(%s) "
-                                      "AND pid <> pg_backend_pid()", [self.databases]).fetchall()
+            rows = self.admin.execute(
+                "SELECT pid FROM pg_stat_activity WHERE datname = ANY(%s) AND pid <> pg_backend_pid()", [self.databases]
+            ).fetchall()
             for (pid,) in rows:
                 try:
                     result["postgres"][pid] = process_cpu_ticks(pid)
@@ -175,9 +177,13 @@ class ExternalCpu:
         # A backend that started meanwhile counts whole; one that ended meanwhile is lost (rare:
         # connections live CONN_MAX_AGE seconds).
         postgres = sum(ticks - before["postgres"].get(pid, 0) for pid, ticks in after["postgres"].items())
-        redis = (after["redis"] - before["redis"]) if after["redis"] is not None and before["redis"] is not None else None
-        return {"postgres_cpu_ms": round(postgres * 1000 / TICK, 1) if before["postgres"] or after["postgres"] else None,
-                "redis_cpu_ms": round(redis * 1000 / TICK, 1) if redis is not None else None}
+        redis = (
+            (after["redis"] - before["redis"]) if after["redis"] is not None and before["redis"] is not None else None
+        )
+        return {
+            "postgres_cpu_ms": round(postgres * 1000 / TICK, 1) if before["postgres"] or after["postgres"] else None,
+            "redis_cpu_ms": round(redis * 1000 / TICK, 1) if redis is not None else None,
+        }
 
     def close(self) -> None:
         if self.admin:
@@ -209,12 +215,26 @@ class Server:
         for _attempt in range(3):
             self.port = free_port()
             env = {**self.env, "GUNICORN_BIND": f"127.0.0.1:{self.port}"}
-            command = [PYTHON, "-m", "gunicorn", "-c", str(ROOT / "gunicorn.conf.py"), "bench.wsgi",
-                       # Each server its own: the default control socket is one path for every gunicorn.
-                       "--no-control-socket"]
+            command = [
+                PYTHON,
+                "-m",
+                "gunicorn",
+                "-c",
+                str(ROOT / "gunicorn.conf.py"),
+                "bench.wsgi",
+                # Each server its own: the default control socket is one path for every gunicorn.
+                "--no-control-socket",
+            ]
             with self.log.open("ab") as output:
-                self.process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=output, stderr=subprocess.STDOUT,
-                                                stdin=subprocess.DEVNULL, start_new_session=True)
+                self.process = subprocess.Popen(
+                    command,
+                    cwd=ROOT,
+                    env=env,
+                    stdout=output,
+                    stderr=subprocess.STDOUT,
+                    stdin=subprocess.DEVNULL,
+                    start_new_session=True,
+                )
             if self._wait_healthy():
                 workers = int(env.get("WEB_CONCURRENCY") or os.cpu_count() or 2)
                 deadline = time.monotonic() + 30
@@ -285,9 +305,16 @@ class Server:
 class LoadProcess:
     def __init__(self, logdir: Path):
         self.stderr = (logdir / "load.log").open("ab")
-        self.process = subprocess.Popen([PYTHON, "-m", "bench.load"], cwd=ROOT, stdin=subprocess.PIPE,
-                                        stdout=subprocess.PIPE, stderr=self.stderr, text=True, bufsize=1,
-                                        start_new_session=True)
+        self.process = subprocess.Popen(
+            [PYTHON, "-m", "bench.load"],
+            cwd=ROOT,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=self.stderr,
+            text=True,
+            bufsize=1,
+            start_new_session=True,
+        )
         self.events: queue.Queue = queue.Queue()
         threading.Thread(target=self._read, daemon=True).start()
 
@@ -310,8 +337,9 @@ class LoadProcess:
         return message
 
     def prep(self, base: str, group: str, kind: str, count: int, register_base: str | None = None) -> dict:
-        self.send({"cmd": "prep", "base": base, "group": group, "kind": kind, "count": count,
-                   "register_base": register_base})
+        self.send(
+            {"cmd": "prep", "base": base, "group": group, "kind": kind, "count": count, "register_base": register_base}
+        )
         result = self.expect("prepared", timeout=600)
         if result["created"] < count:
             raise RuntimeError(f"prepared {result['created']} of {count} {group} accounts: {result['failures']}")
@@ -344,10 +372,13 @@ def measure(load: LoadProcess, server: Server, spec: dict, external: "ExternalCp
     if external:
         result.update(ExternalCpu.delta_ms(external_before, external.snapshot()))
         busy -= (result.get("postgres_cpu_ms") or 0) + (result.get("redis_cpu_ms") or 0)
-    requests = sum(sum(by_status.values()) for label, by_status in result["statuses"].items()
-                   if label != "login+validate")
+    requests = sum(
+        sum(by_status.values()) for label, by_status in result["statuses"].items() if label != "login+validate"
+    )
     result.update(
-        server=server.name, requests=requests, server_cpu_ms=round(cpu, 1),
+        server=server.name,
+        requests=requests,
+        server_cpu_ms=round(cpu, 1),
         # The busiest worker's part of the workers' CPU: 1/workers when the load was shared evenly.
         busiest_worker_share=round(max(workers) / sum(workers), 3) if workers and sum(workers) else None,
         # Everything else the machine did meanwhile: other people's work, the measure of noise.
@@ -406,8 +437,14 @@ def summarise(runs: list[dict], latency_label: str) -> dict:
         "ratio_rounds": [round(value, 3) if value else None for value in ratios],
         "unexpected": unexpected,
         "errors": errors,
-        "status_5xx": sum(count for run in runs for label, by in run["statuses"].items() if label != "login+validate"
-                          for status, count in by.items() if int(status) >= 500),
+        "status_5xx": sum(
+            count
+            for run in runs
+            for label, by in run["statuses"].items()
+            if label != "login+validate"
+            for status, count in by.items()
+            if int(status) >= 500
+        ),
         "pool_waits": sum(run.get("pool_waits", 0) for run in runs),
         "foreign_cores_busy": median(foreign),
         "busiest_worker_share_rounds": [run.get("busiest_worker_share") for run in runs],
@@ -421,41 +458,84 @@ FLOORS = [
     ("raw", "floor: raw WSGI, JSON constant", {"scenario": "get", "path": "/bench/raw"}),
     ("constant", "floor: bare DRF APIView, constant", {"scenario": "get", "path": "/bench/constant"}),
     ("row", "floor: APIView, one row by PK", {"scenario": "get", "path": "/bench/row?id={id}", "group": "plain"}),
-    ("session-row", "floor: one row by PK behind a session",
-     {"scenario": "get", "path": "/bench/session-row?id={id}", "group": "plain", "with_session": True}),
+    (
+        "session-row",
+        "floor: one row by PK behind a session",
+        {"scenario": "get", "path": "/bench/session-row?id={id}", "group": "plain", "with_session": True},
+    ),
     ("hash", "floor: one password check in an APIView", {"scenario": "get", "path": "/bench/hash"}),
 ]
 SCENARIOS = [
-    ("twofa", "(1) 2FA login: login + otp/validate", "M", {"scenario": "twofa_login", "group": "pool"}, "login+validate"),
-    ("twofa-pbkdf2", "(1') same, PBKDF2-SHA256 390k hashed twice", "P",
-     {"scenario": "twofa_login", "group": "pool-pbkdf2"}, "login+validate"),
+    (
+        "twofa",
+        "(1) 2FA login: login + otp/validate",
+        "M",
+        {"scenario": "twofa_login", "group": "pool"},
+        "login+validate",
+    ),
+    (
+        "twofa-pbkdf2",
+        "(1') same, PBKDF2-SHA256 390k hashed twice",
+        "P",
+        {"scenario": "twofa_login", "group": "pool-pbkdf2"},
+        "login+validate",
+    ),
     ("guess", "(2) otp/validate wrong code, not locked", "G", {"scenario": "guess", "group": "guess"}, "otp/validate"),
     ("locked", "(3) otp/validate while locked", "M", {"scenario": "locked", "group": "locked"}, "otp/validate"),
-    ("me", "(4) GET me, full session", "M",
-     {"scenario": "get", "path": "/api/auth/me", "group": "plain", "with_session": True}, "GET"),
+    (
+        "me",
+        "(4) GET me, full session",
+        "M",
+        {"scenario": "get", "path": "/api/auth/me", "group": "plain", "with_session": True},
+        "GET",
+    ),
     ("register", "(5) register", "M", {"scenario": "register"}, "register"),
     ("login", "(6) login alone (no 2FA: full session)", "M", {"scenario": "login", "group": "plain"}, "login"),
 ]
 SQL_OF = {
-    "raw": [], "constant": ["floor: bare APIView"], "row": ["floor: one row"],
-    "session-row": ["floor: one row behind a session"], "hash": ["floor: one password hash"],
+    "raw": [],
+    "constant": ["floor: bare APIView"],
+    "row": ["floor: one row"],
+    "session-row": ["floor: one row behind a session"],
+    "hash": ["floor: one password hash"],
     "twofa": ["login (2FA: pending session)", "otp/validate correct code"],
     "twofa-pbkdf2": ["login (2FA: pending session)", "otp/validate correct code"],
-    "guess": ["otp/validate wrong code (not locked)"], "locked": ["otp/validate while locked"],
-    "me": ["GET me"], "register": ["register"], "login": ["login (no 2FA: full session)"],
+    "guess": ["otp/validate wrong code (not locked)"],
+    "locked": ["otp/validate while locked"],
+    "me": ["GET me"],
+    "register": ["register"],
+    "login": ["login (no 2FA: full session)"],
 }
 
 
 FLOOR_KEYS = {"raw", "constant", "row", "session-row", "hash", "row@G"}
 # One round. The one-row floor runs several times, so that every scenario is bracketed by a floor
 # measured just before and just after it on the same server: the machine's noise drifts.
-ROUND_ORDER = ["raw", "constant", "row", "session-row", "hash", "twofa", "twofa-pbkdf2", "row", "locked", "row",
-               "me", "row", "register", "login", "row@G", "guess", "row@G"]
+ROUND_ORDER = [
+    "raw",
+    "constant",
+    "row",
+    "session-row",
+    "hash",
+    "twofa",
+    "twofa-pbkdf2",
+    "row",
+    "locked",
+    "row",
+    "me",
+    "row",
+    "register",
+    "login",
+    "row@G",
+    "guess",
+    "row@G",
+]
 
 
 def bracket_with_floors(sequence: list[tuple[str, dict]]) -> None:
     """Set each run's `ratio`: its CPU per unit over the mean of the nearest one-row floors
     measured before and after it in the round (on server G for G's runs, else on M)."""
+
     def cpu(run):
         return run["server_cpu_ms"] / run["completed"] if run["completed"] else None
 
@@ -464,7 +544,7 @@ def bracket_with_floors(sequence: list[tuple[str, dict]]) -> None:
             continue
         floor_key = "row@G" if run["server"] == "G" else "row"
         before = next((cpu(r) for k, r in reversed(sequence[:index]) if k == floor_key), None)
-        after = next((cpu(r) for k, r in sequence[index + 1:] if k == floor_key), None)
+        after = next((cpu(r) for k, r in sequence[index + 1 :] if k == floor_key), None)
         floors = [value for value in (before, after) if value]
         if floors and cpu(run):
             run["floor_cpu_ms"] = round(sum(floors) / len(floors), 4)
@@ -472,9 +552,12 @@ def bracket_with_floors(sequence: list[tuple[str, dict]]) -> None:
 
 
 def server_env(database_url: str, redis_url: str | None, secret_key: str, encryption_key: str) -> dict:
-    inherited = {key: value for key, value in os.environ.items()
-                 if key not in ("DATABASE_URL", "REDIS_URL", "CACHE_URL", "DJANGO_SETTINGS_MODULE", "WEB_CONCURRENCY")
-                 and not key.startswith(("TWOFA_", "GUNICORN_"))}
+    inherited = {
+        key: value
+        for key, value in os.environ.items()
+        if key not in ("DATABASE_URL", "REDIS_URL", "CACHE_URL", "DJANGO_SETTINGS_MODULE", "WEB_CONCURRENCY")
+        and not key.startswith(("TWOFA_", "GUNICORN_"))
+    }
     return {
         **inherited,
         "DJANGO_SETTINGS_MODULE": "bench.settings",
@@ -504,23 +587,32 @@ def migrate(env: dict) -> None:
 
 
 def inprocess_stats(env: dict, iterations: int) -> dict:
-    result = subprocess.run([PYTHON, "-m", "bench.inprocess"], cwd=ROOT, capture_output=True, text=True,
-                            env={**env, "BENCH_HASH_ITERATIONS": str(iterations)}, timeout=600)
+    result = subprocess.run(
+        [PYTHON, "-m", "bench.inprocess"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        env={**env, "BENCH_HASH_ITERATIONS": str(iterations)},
+        timeout=600,
+    )
     if result.returncode != 0:
         raise RuntimeError(f"bench.inprocess failed:\n{result.stderr[-4000:]}")
     return json.loads(result.stdout)
 
 
 def seed(env: dict, total: int) -> dict:
-    result = subprocess.run([PYTHON, "-m", "bench.seed", str(total)], cwd=ROOT, capture_output=True, text=True,
-                            env=env, timeout=3600)
+    result = subprocess.run(
+        [PYTHON, "-m", "bench.seed", str(total)], cwd=ROOT, capture_output=True, text=True, env=env, timeout=3600
+    )
     if result.returncode != 0:
         raise RuntimeError(f"bench.seed failed:\n{result.stderr[-4000:]}")
     return json.loads(result.stdout)
 
 
 def machine() -> dict:
-    model = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")), "?")
+    model = next(
+        (line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")), "?"
+    )
     memory = next(int(line.split()[1]) for line in open("/proc/meminfo") if line.startswith("MemTotal"))
     return {
         "nproc": os.cpu_count(),
@@ -536,7 +628,10 @@ def git_revision() -> dict:
     def git(*args):
         return subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True).stdout.strip()
 
-    return {"commit": git("rev-parse", "--short", "HEAD"), "dirty": bool(git("status", "--porcelain", "--", "otp_app", "otp_project"))}
+    return {
+        "commit": git("rev-parse", "--short", "HEAD"),
+        "dirty": bool(git("status", "--porcelain", "--", "otp_app", "otp_project")),
+    }
 
 
 # --- the run --------------------------------------------------------------------------------------
@@ -551,15 +646,21 @@ class Bench:
         self.postgres_url = database_url if is_postgres(database_url) else None
         self.redis_url = os.environ.get("REDIS_URL") or None
         self.databases = Databases(self.postgres_url)
-        self.external = ExternalCpu(self.postgres_url, self.redis_url) if (self.postgres_url or self.redis_url) else None
+        self.external = (
+            ExternalCpu(self.postgres_url, self.redis_url) if (self.postgres_url or self.redis_url) else None
+        )
         self.secret_key = secrets.token_urlsafe(64)
         self.encryption_key = base64.urlsafe_b64encode(os.urandom(32)).decode()
         self.servers: list[Server] = []
         self.load: LoadProcess | None = None
         self.report: dict = {
-            "run_id": self.run_id, "machine": machine(), "git": git_revision(),
-            "stack": {"database": "postgresql" if self.postgres_url else "sqlite",
-                      "cache": "redis" if self.redis_url else "database"},
+            "run_id": self.run_id,
+            "machine": machine(),
+            "git": git_revision(),
+            "stack": {
+                "database": "postgresql" if self.postgres_url else "sqlite",
+                "cache": "redis" if self.redis_url else "database",
+            },
             "options": {key: value for key, value in vars(args).items()},
         }
 
@@ -610,7 +711,9 @@ class Bench:
             # The accounts locked for scenario (3) stay locked for the whole run (the first lock
             # lasts an hour, not 30 s); no other scenario locks anyone, and the path is the same.
             "M": self.start_server("M", self.env(database_url, TWOFA_LOCKOUT_BASE_SECONDS="3600")),
-            "G": self.start_server("G", self.env(database_url, TWOFA_LOCKOUT_THRESHOLD=HUGE, TWOFA_CODE_FAILURE_LIMIT="0")),
+            "G": self.start_server(
+                "G", self.env(database_url, TWOFA_LOCKOUT_THRESHOLD=HUGE, TWOFA_CODE_FAILURE_LIMIT="0")
+            ),
             "P": self.start_server("P", self.env(database_url, BENCH_PASSWORD_HASHER="pbkdf2-twice")),
         }
         self.load = LoadProcess(self.logdir)
@@ -645,29 +748,36 @@ class Bench:
             sequence = []
             for key in ROUND_ORDER:
                 _label, server, spec, _latency = items[key]
-                duration = args.floor_seconds if key in FLOOR_KEYS \
+                duration = (
+                    args.floor_seconds
+                    if key in FLOOR_KEYS
                     else args.scenario_seconds * (1.6 if key == "twofa-pbkdf2" else 1)
+                )
                 result = self.measure(servers[server], {**spec, "duration": duration, "concurrency": args.concurrency})
                 sequence.append((key, result))
                 runs[key].append(result)
-                log(f"  {key:13} {result['requests'] / result['elapsed']:8.1f} req/s  "
+                log(
+                    f"  {key:13} {result['requests'] / result['elapsed']:8.1f} req/s  "
                     f"{result['server_cpu_ms'] / max(1, result['completed']):7.2f} ms CPU/unit  "
-                    f"unexpected {result['unexpected'] or '-'}  errors {result['errors'] or '-'}")
+                    f"unexpected {result['unexpected'] or '-'}  errors {result['errors'] or '-'}"
+                )
             bracket_with_floors(sequence)
 
         summary = {}
         for key, (label, server, _spec, latency) in items.items():
             summary[key] = {"label": label, "server": server, **summarise(runs[key], latency)}
         self.report["scenarios"] = summary
-        self.report["rounds"] = {key: [{k: v for k, v in run.items() if k != "latencies_ms"} for run in value]
-                                 for key, value in runs.items()}
+        self.report["rounds"] = {
+            key: [{k: v for k, v in run.items() if k != "latencies_ms"} for run in value] for key, value in runs.items()
+        }
         self.report["memory_kib"] = {name: server.memory() for name, server in servers.items()}
         self.report["server_processes"] = {name: server.processes() for name, server in servers.items()}
 
         log(f"{args.writers} concurrent writers against 4 workers (server W)")
         writer = self.start_server("W", self.env(database_url, WEB_CONCURRENCY="4"))
-        result = self.measure(writer, {"scenario": "writers", "duration": args.writer_seconds,
-                                       "concurrency": args.writers})
+        result = self.measure(
+            writer, {"scenario": "writers", "duration": args.writer_seconds, "concurrency": args.writers}
+        )
         self.report["memory_kib"]["W"] = writer.memory()
         self.stop_server(writer)
         for server in list(self.servers):
@@ -678,8 +788,12 @@ class Bench:
             for status, count in by_status.items():
                 statuses[status] = statuses.get(status, 0) + count
         self.report["writers"] = {
-            "concurrency": args.writers, "workers": 4, "seconds": result["elapsed"],
-            "requests": result["requests"], "statuses": statuses, "unexpected": result["unexpected"],
+            "concurrency": args.writers,
+            "workers": 4,
+            "seconds": result["elapsed"],
+            "requests": result["requests"],
+            "statuses": statuses,
+            "unexpected": result["unexpected"],
             "errors": result["errors"],
             "status_5xx": sum(count for status, count in statuses.items() if int(status) >= 500),
         }
@@ -726,20 +840,33 @@ class Bench:
                 order.reverse()
             for name, spec in specs.items():
                 for size, server in order:
-                    runs[(name, size)].append(self.measure(server, {
-                        **spec, "duration": args.scale_seconds, "concurrency": args.scale_concurrency}))
-        result = {"accounts": {"small": args.scale_small, "large": args.scale_users}, "seeding": seeding,
-                  "concurrency": args.scale_concurrency, "database": "postgresql" if self.postgres_url else "sqlite"}
+                    runs[(name, size)].append(
+                        self.measure(
+                            server, {**spec, "duration": args.scale_seconds, "concurrency": args.scale_concurrency}
+                        )
+                    )
+        result = {
+            "accounts": {"small": args.scale_small, "large": args.scale_users},
+            "seeding": seeding,
+            "concurrency": args.scale_concurrency,
+            "database": "postgresql" if self.postgres_url else "sqlite",
+        }
         for name in specs:
             latency = "otp/validate" if name == "validate" else "GET"
             both = {size: summarise(runs[(name, size)], latency) for size in ("small", "large")}
-            per_round = [percentile(large_run["latencies_ms"][latency], 0.5) / percentile(small_run["latencies_ms"][latency], 0.5)
-                         for small_run, large_run in zip(runs[(name, "small")], runs[(name, "large")], strict=False)]
+            per_round = [
+                percentile(large_run["latencies_ms"][latency], 0.5)
+                / percentile(small_run["latencies_ms"][latency], 0.5)
+                for small_run, large_run in zip(runs[(name, "small")], runs[(name, "large")], strict=False)
+            ]
             # Each round measures both databases back to back (in alternating order): the median of
             # the rounds' ratios is robust to a round that other work on the machine disturbed.
-            result[name] = {**both, "p50_ratio": median(per_round),
-                            "p50_ratio_pooled": both["large"]["p50_ms"] / both["small"]["p50_ms"],
-                            "p50_ratio_rounds": [round(value, 3) for value in per_round]}
+            result[name] = {
+                **both,
+                "p50_ratio": median(per_round),
+                "p50_ratio_pooled": both["large"]["p50_ms"] / both["small"]["p50_ms"],
+                "p50_ratio_rounds": [round(value, 3) for value in per_round],
+            }
         self.report["scale"] = result
         self.stop_server(small)
         self.stop_server(large)
@@ -778,8 +905,10 @@ def table(report: dict) -> str:
         pair = key.startswith("twofa")
         rate = fmt(row["units_per_s"], 1, " logins/s") if pair else fmt(row["requests_per_s"], 0)
         cpu = fmt(row["cpu_ms_per_unit"], 2, " /login") if pair else fmt(row["cpu_ms_per_unit"], 2)
-        line = (f"| {row['label']} | {row['server']} | {rate} | {fmt(row['p50_ms'], 2)} | {fmt(row['p99_ms'], 2)} "
-                f"| {cpu} | {fmt(row['ratio_to_row_floor'], 2, '×')} | {sql(key)} |")
+        line = (
+            f"| {row['label']} | {row['server']} | {rate} | {fmt(row['p50_ms'], 2)} | {fmt(row['p99_ms'], 2)} "
+            f"| {cpu} | {fmt(row['ratio_to_row_floor'], 2, '×')} | {sql(key)} |"
+        )
         if postgres:
             line += f" {fmt(row.get('postgres_cpu_ms_per_unit'), 2)} |"
         if redis:
@@ -799,8 +928,13 @@ def targets(report: dict) -> list[dict]:
     for key, limit in (("guess", 1.4), ("locked", 1.2), ("me", 1.5)):
         ratio = scenarios.get(key, {}).get("ratio_to_row_floor")
         if ratio is not None:
-            check(f"{scenarios[key]['label']}: CPU ≤ {limit}× one-row floor", round(ratio, 2), limit, ratio <= limit,
-                  f"per round: {scenarios[key]['ratio_rounds']}")
+            check(
+                f"{scenarios[key]['label']}: CPU ≤ {limit}× one-row floor",
+                round(ratio, 2),
+                limit,
+                ratio <= limit,
+                f"per round: {scenarios[key]['ratio_rounds']}",
+            )
     logins = {name: data["password_hashes"] for name, data in endpoints.items() if name.startswith("login")}
     if logins:
         check("login: exactly one password hash per request", logins, 1, all(count == 1 for count in logins.values()))
@@ -813,33 +947,55 @@ def targets(report: dict) -> list[dict]:
         in_server = hash_floor - constant_floor
         alone = hasher.get("check_password", {}).get("cpu_ms_median")
         concurrent = hasher.get("check_password_concurrent", {})
-        check("login: CPU ≤ hasher's own cost + 5 ms", round(login_cpu, 2), round(in_server + 5, 2),
-              login_cpu <= in_server + 5,
-              f"hasher in the server {in_server:.2f} ms (hash floor {hash_floor:.2f} − bare APIView {constant_floor:.2f}); "
-              f"login costs {login_cpu - in_server:+.2f} ms more. Alone in one thread: {alone} ms, "
-              f"{concurrent.get('threads')} at once: {concurrent.get('cpu_ms_median')} ms each")
+        check(
+            "login: CPU ≤ hasher's own cost + 5 ms",
+            round(login_cpu, 2),
+            round(in_server + 5, 2),
+            login_cpu <= in_server + 5,
+            f"hasher in the server {in_server:.2f} ms (hash floor {hash_floor:.2f} − bare APIView {constant_floor:.2f}); "
+            f"login costs {login_cpu - in_server:+.2f} ms more. Alone in one thread: {alone} ms, "
+            f"{concurrent.get('threads')} at once: {concurrent.get('cpu_ms_median')} ms each",
+        )
     params = hasher.get("params", {})
     if hasher.get("algorithm") == "argon2":
-        ok = params.get("memory_cost", 0) >= 19 * 1024 and params.get("time_cost", 0) >= 2 and params.get("parallelism", 0) >= 1
+        ok = (
+            params.get("memory_cost", 0) >= 19 * 1024
+            and params.get("time_cost", 0) >= 2
+            and params.get("parallelism", 0) >= 1
+        )
         check("hasher at or above OWASP minimum (Argon2id 19 MiB, t=2, p=1)", params, "19456 KiB, t=2, p=1", ok)
     real, baseline = scenarios.get("twofa", {}), scenarios.get("twofa-pbkdf2", {})
     if real.get("cpu_ms_per_unit") and baseline.get("cpu_ms_per_unit"):
         # What the machine achieves is its cores over the CPU a login takes: on a shared machine
         # the measured rates also follow whatever else runs in each time slot, so both are shown.
         cores = report["machine"]["nproc"]
-        capacity = {name: cores * 1000 / row["cpu_ms_per_unit"] for name, row in (("real", real), ("baseline", baseline))}
+        capacity = {
+            name: cores * 1000 / row["cpu_ms_per_unit"] for name, row in (("real", real), ("baseline", baseline))
+        }
         ratio = capacity["real"] / capacity["baseline"]
         measured = (real["units_per_s"] / baseline["units_per_s"]) if baseline.get("units_per_s") else None
-        check("2FA logins/s ≥ 3× the PBKDF2-390k-twice login", round(ratio, 2), 3, ratio >= 3,
-              f"capacity from CPU per login: {capacity['real']:.1f} vs {capacity['baseline']:.1f} logins/s on "
-              f"{cores} cores; measured meanwhile {real['units_per_s']:.1f} vs {baseline['units_per_s']:.1f} logins/s "
-              f"({fmt(measured, 2)}×)")
+        check(
+            "2FA logins/s ≥ 3× the PBKDF2-390k-twice login",
+            round(ratio, 2),
+            3,
+            ratio >= 3,
+            f"capacity from CPU per login: {capacity['real']:.1f} vs {capacity['baseline']:.1f} logins/s on "
+            f"{cores} cores; measured meanwhile {real['units_per_s']:.1f} vs {baseline['units_per_s']:.1f} logins/s "
+            f"({fmt(measured, 2)}×)",
+        )
     writers, server_logs = report.get("writers"), report.get("server_logs", {})
     if writers:
         ok = writers["status_5xx"] == 0 and server_logs.get("database_is_locked", 0) == 0 and not writers["errors"]
-        check(f"{writers['concurrency']} concurrent writers, {writers['workers']} workers: no 'database is locked', no 5xx",
-              {"5xx": writers["status_5xx"], "database is locked": server_logs.get("database_is_locked"),
-               "requests": writers["requests"]}, 0, ok)
+        check(
+            f"{writers['concurrency']} concurrent writers, {writers['workers']} workers: no 'database is locked', no 5xx",
+            {
+                "5xx": writers["status_5xx"],
+                "database is locked": server_logs.get("database_is_locked"),
+                "requests": writers["requests"],
+            },
+            0,
+            ok,
+        )
     all_5xx = sum(row.get("status_5xx", 0) for row in scenarios.values())
     if scenarios:
         check("no 5xx in any scenario", all_5xx, 0, all_5xx == 0)
@@ -847,71 +1003,108 @@ def targets(report: dict) -> list[dict]:
     if scale:
         for name in ("validate", "me"):
             ratio = scale[name]["p50_ratio"]
-            check(f"scale ({scale['database']}): p50 of {name} with {scale['accounts']['large']:,} accounts ≤ 1.2× "
-                  f"with {scale['accounts']['small']:,}", round(ratio, 3), 1.2, ratio <= 1.2,
-                  f"pooled p50 {scale[name]['small']['p50_ms']:.2f} → {scale[name]['large']['p50_ms']:.2f} ms; "
-                  f"ratio per round {scale[name]['p50_ratio_rounds']}")
+            check(
+                f"scale ({scale['database']}): p50 of {name} with {scale['accounts']['large']:,} accounts ≤ 1.2× "
+                f"with {scale['accounts']['small']:,}",
+                round(ratio, 3),
+                1.2,
+                ratio <= 1.2,
+                f"pooled p50 {scale[name]['small']['p50_ms']:.2f} → {scale[name]['large']['p50_ms']:.2f} ms; "
+                f"ratio per round {scale[name]['p50_ratio_rounds']}",
+            )
     return checks
 
 
 def render(report: dict) -> str:
     out = []
     m = report["machine"]
-    out.append(f"Machine: {m['nproc']} cores ({m['cpu']}), {m['ram_gib']} GiB RAM, Python {m['python']}, "
-               f"load average at start {' '.join(m['loadavg_at_start'])}. Stack: {report['stack']['database']}, "
-               f"cache {report['stack']['cache']}. Code: {report['git']['commit']}"
-               f"{' + uncommitted changes' if report['git']['dirty'] else ''}.")
+    out.append(
+        f"Machine: {m['nproc']} cores ({m['cpu']}), {m['ram_gib']} GiB RAM, Python {m['python']}, "
+        f"load average at start {' '.join(m['loadavg_at_start'])}. Stack: {report['stack']['database']}, "
+        f"cache {report['stack']['cache']}. Code: {report['git']['commit']}"
+        f"{' + uncommitted changes' if report['git']['dirty'] else ''}."
+    )
     if report.get("scenarios"):
         opts = report["options"]
-        out.append(f"{opts['rounds']} round(s), {opts['concurrency']} connections, floors {opts['floor_seconds']} s and "
-                   f"scenarios {opts['scenario_seconds']} s per round; 2 gunicorn workers × 4 threads per server.\n")
+        out.append(
+            f"{opts['rounds']} round(s), {opts['concurrency']} connections, floors {opts['floor_seconds']} s and "
+            f"scenarios {opts['scenario_seconds']} s per round; 2 gunicorn workers × 4 threads per server.\n"
+        )
         out.append(table(report))
         waits = {key: row["pool_waits"] for key, row in report["scenarios"].items() if row.get("pool_waits")}
         if waits:
-            out.append(f"\nWARNING: accounts ran out of unused codes and waited for the next time step {waits}: "
-                       "those rates are understated (raise --pool / --pool-pbkdf2).")
-        odd = {key: {**row["unexpected"], **row["errors"]} for key, row in report["scenarios"].items()
-               if row.get("unexpected") or row.get("errors")}
+            out.append(
+                f"\nWARNING: accounts ran out of unused codes and waited for the next time step {waits}: "
+                "those rates are understated (raise --pool / --pool-pbkdf2)."
+            )
+        odd = {
+            key: {**row["unexpected"], **row["errors"]}
+            for key, row in report["scenarios"].items()
+            if row.get("unexpected") or row.get("errors")
+        }
         if odd:
             out.append(f"\nUnexpected answers or errors: {odd}")
         foreign = median([row.get("foreign_cores_busy") for row in report["scenarios"].values()])
         out.append(f"\nOther processes kept {fmt(foreign, 2)} of {m['nproc']} cores busy meanwhile (median per run).")
-        shares = [share for row in report["scenarios"].values() for share in row.get("busiest_worker_share_rounds", [])
-                  if share is not None]
+        shares = [
+            share
+            for row in report["scenarios"].values()
+            for share in row.get("busiest_worker_share_rounds", [])
+            if share is not None
+        ]
         if shares:
-            out.append(f"The busiest worker did {fmt(median(shares), 2)} of the workers' CPU (median per run; "
-                       f"max {fmt(max(shares), 2)}; 0.50 is an even share of 2 workers).")
+            out.append(
+                f"The busiest worker did {fmt(median(shares), 2)} of the workers' CPU (median per run; "
+                f"max {fmt(max(shares), 2)}; 0.50 is an even share of 2 workers)."
+            )
     hasher = report.get("inprocess", {}).get("hasher")
     if hasher:
-        out.append(f"Hasher alone ({hasher['algorithm']} {hasher['params']}): make_password "
-                   f"{hasher['make_password']['cpu_ms_median']} ms, check_password {hasher['check_password']['cpu_ms_median']} ms CPU; "
-                   f"PBKDF2-SHA256 390,000 iterations: {hasher['pbkdf2_sha256_390000_verify']['cpu_ms_median']} ms per hash.")
+        out.append(
+            f"Hasher alone ({hasher['algorithm']} {hasher['params']}): make_password "
+            f"{hasher['make_password']['cpu_ms_median']} ms, check_password {hasher['check_password']['cpu_ms_median']} ms CPU; "
+            f"PBKDF2-SHA256 390,000 iterations: {hasher['pbkdf2_sha256_390000_verify']['cpu_ms_median']} ms per hash."
+        )
     memory = report.get("memory_kib")
     if memory:
-        peaks = {name: max((worker.get("VmHWM", 0) for worker in workers.values()), default=0) / 1024
-                 for name, workers in memory.items()}
-        out.append("Peak RSS per worker (VmHWM): " + ", ".join(f"{name} {value:.0f} MiB" for name, value in peaks.items()) + ".")
+        peaks = {
+            name: max((worker.get("VmHWM", 0) for worker in workers.values()), default=0) / 1024
+            for name, workers in memory.items()
+        }
+        out.append(
+            "Peak RSS per worker (VmHWM): "
+            + ", ".join(f"{name} {value:.0f} MiB" for name, value in peaks.items())
+            + "."
+        )
     if report.get("preparation"):
         out.append(f"Preparing accounts through the API took {report['preparation']['seconds']} s.")
     scale = report.get("scale")
     if scale:
         connections = f"{scale['concurrency']} connection{'' if scale['concurrency'] == 1 else 's'}"
-        out.append(f"\nScale ({scale['database']}, {connections}): seeding "
-                   f"{scale['seeding']['inserted']:,} accounts took {scale['seeding']['seconds']} s.\n")
-        out.append(f"| endpoint | p50 ms, {scale['accounts']['small']:,} accounts | p50 ms, {scale['accounts']['large']:,} accounts "
-                   "| ratio (median of rounds) | server CPU ms/req, small → large |")
+        out.append(
+            f"\nScale ({scale['database']}, {connections}): seeding "
+            f"{scale['seeding']['inserted']:,} accounts took {scale['seeding']['seconds']} s.\n"
+        )
+        out.append(
+            f"| endpoint | p50 ms, {scale['accounts']['small']:,} accounts | p50 ms, {scale['accounts']['large']:,} accounts "
+            "| ratio (median of rounds) | server CPU ms/req, small → large |"
+        )
         out.append("| --- | ---: | ---: | ---: | ---: |")
         for name, label in (("validate", "otp/validate, wrong code"), ("me", "GET me")):
-            out.append(f"| {label} | {scale[name]['small']['p50_ms']:.2f} | {scale[name]['large']['p50_ms']:.2f} "
-                       f"| {scale[name]['p50_ratio']:.2f} | {fmt(scale[name]['small']['cpu_ms_per_unit'], 2)} → "
-                       f"{fmt(scale[name]['large']['cpu_ms_per_unit'], 2)} |")
-        noise = median([scale[name][size].get("foreign_cores_busy") for name in ("validate", "me")
-                        for size in ("small", "large")])
+            out.append(
+                f"| {label} | {scale[name]['small']['p50_ms']:.2f} | {scale[name]['large']['p50_ms']:.2f} "
+                f"| {scale[name]['p50_ratio']:.2f} | {fmt(scale[name]['small']['cpu_ms_per_unit'], 2)} → "
+                f"{fmt(scale[name]['large']['cpu_ms_per_unit'], 2)} |"
+            )
+        noise = median(
+            [scale[name][size].get("foreign_cores_busy") for name in ("validate", "me") for size in ("small", "large")]
+        )
         out.append(f"\nOther processes kept {fmt(noise, 2)} of {m['nproc']} cores busy meanwhile.")
     out.append("\nTargets:")
     for item in report.get("targets", []):
-        out.append(f"- [{'x' if item['met'] else ' '}] {item['target']}: {item['measured']}"
-                   f"{' — ' + item['detail'] if item['detail'] else ''}")
+        out.append(
+            f"- [{'x' if item['met'] else ' '}] {item['target']}: {item['measured']}"
+            f"{' — ' + item['detail'] if item['detail'] else ''}"
+        )
     return "\n".join(out)
 
 
@@ -933,16 +1126,26 @@ def parse_args(argv=None):
     parser.add_argument("--scale-small", type=int, default=1_000)
     parser.add_argument("--scale-seconds", type=float, default=4.0)
     parser.add_argument("--scale-rounds", type=int, default=5)
-    parser.add_argument("--scale-concurrency", type=int, default=1,
-                        help="connections for the scale comparison: 1 measures service time, not queueing")
+    parser.add_argument(
+        "--scale-concurrency",
+        type=int,
+        default=1,
+        help="connections for the scale comparison: 1 measures service time, not queueing",
+    )
     parser.add_argument("--time-limit", type=float, help="seconds after which no new round starts")
     parser.add_argument("--json", type=Path, help="where to write the results (default bench/results/)")
     args = parser.parse_args(argv)
     quick = args.quick
-    defaults = {"rounds": 1 if quick else 3, "floor_seconds": 1.5 if quick else 3.0,
-                "scenario_seconds": 2.5 if quick else 5.0, "pool": 80 if quick else 240,
-                "pool_pbkdf2": 48 if quick else 96, "writer_seconds": 4.0 if quick else 8.0,
-                "hash_iterations": 8 if quick else 30, "time_limit": 150 if quick else 720}
+    defaults = {
+        "rounds": 1 if quick else 3,
+        "floor_seconds": 1.5 if quick else 3.0,
+        "scenario_seconds": 2.5 if quick else 5.0,
+        "pool": 80 if quick else 240,
+        "pool_pbkdf2": 48 if quick else 96,
+        "writer_seconds": 4.0 if quick else 8.0,
+        "hash_iterations": 8 if quick else 30,
+        "time_limit": 150 if quick else 720,
+    }
     for name, value in defaults.items():
         if getattr(args, name) is None:
             setattr(args, name, value)

@@ -5,6 +5,7 @@ model itself would store (field defaults, one real password hash shared by all r
 table and its indexes look as they would after that many registrations. PostgreSQL rows go in
 by COPY, SQLite rows by executemany; both then ANALYZE. Prints {"inserted": N, "seconds": S}.
 """
+
 import json
 import os
 import sys
@@ -54,7 +55,7 @@ def main(total: int) -> dict:
         return values
 
     for start in range(0, missing, BATCH):
-        rows = [row(index, pk) for index, pk in enumerate(ids[start:start + BATCH], start)]
+        rows = [row(index, pk) for index, pk in enumerate(ids[start : start + BATCH], start)]
         with transaction.atomic(), connection.cursor() as cursor:
             if connection.vendor == "postgresql":
                 with cursor.cursor.copy(f"COPY {table} ({columns}) FROM STDIN") as copy:

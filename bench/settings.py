@@ -4,6 +4,7 @@ Only two things differ from otp_project.settings: the URLconf (the API's own, wi
 paths under /bench/ appended after it, so the API resolves exactly as in production), and, when
 BENCH_PASSWORD_HASHER=pbkdf2-twice, the comparison hasher of bench/hashers.py in front.
 """
+
 import os
 
 from otp_project.settings import *  # noqa: F401,F403

@@ -1,4 +1,5 @@
 """The project's URLconf with the benchmark's floor views appended under /bench/."""
+
 from django.urls import path
 
 from otp_project import urls as project

@@ -3,6 +3,7 @@
 `/bench/raw` is answered before Django sees the request: what gunicorn alone costs per request.
 Everything else goes to the project's own WSGI application (with bench.settings).
 """
+
 import os
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "bench.settings")

@@ -3,6 +3,7 @@
 No secret is shown or editable here. Staff accounts with 2FA on must give a code at the admin
 login too: a password alone opens neither the API nor the admin.
 """
+
 from django import forms
 from django.contrib import admin
 from django.contrib.admin.forms import AdminAuthenticationForm
@@ -17,7 +18,9 @@ Kind = SecurityEvent.Kind
 
 class AdminLoginForm(AdminAuthenticationForm):
     otp_token = forms.CharField(
-        label="Authenticator code", required=False, max_length=64,
+        label="Authenticator code",
+        required=False,
+        max_length=64,
         help_text="Required when two-factor authentication is on for this account.",
     )
 
@@ -36,7 +39,10 @@ class AdminLoginForm(AdminAuthenticationForm):
             if user is not None:
                 attempt.forgive()  # the password was right; the account may not use the admin
             audit.record(
-                self.request, Kind.LOGIN_FAILED, user=user or _account(email), email=normalise_email(email),
+                self.request,
+                Kind.LOGIN_FAILED,
+                user=user or _account(email),
+                email=normalise_email(email),
                 via="admin",
             )
             raise
@@ -45,7 +51,10 @@ class AdminLoginForm(AdminAuthenticationForm):
         if user.otp_enabled:
             self._check_code(user)
         audit.record(
-            self.request, Kind.LOGIN_SUCCEEDED, user=user, via="admin",
+            self.request,
+            Kind.LOGIN_SUCCEEDED,
+            user=user,
+            via="admin",
             second_factor="proven" if user.otp_enabled else "off",
         )
         return cleaned
@@ -108,12 +117,24 @@ class UserAdmin(BaseUserAdmin):
     add_form = UserCreationForm
     ordering = ("email",)
     list_display = (
-        "email", "name", "otp_enabled", "otp_verified", "recovery_codes_left", "locked", "is_staff", "last_login",
+        "email",
+        "name",
+        "otp_enabled",
+        "otp_verified",
+        "recovery_codes_left",
+        "locked",
+        "is_staff",
+        "last_login",
     )
     list_filter = ("otp_enabled", "otp_verified", LockedFilter, "is_staff", "is_superuser", "is_active")
     search_fields = ("email", "name")
     readonly_fields = (
-        "otp_enabled", "otp_verified", "recovery_codes_left", "failed_attempts", "locked_until", "last_login",
+        "otp_enabled",
+        "otp_verified",
+        "recovery_codes_left",
+        "failed_attempts",
+        "locked_until",
+        "last_login",
         "created_at",
     )
     actions = ["reset_two_factor", "unlock"]

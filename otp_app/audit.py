@@ -3,6 +3,7 @@
 An event holds who (user and email), when, from where (client address, user agent) and a small
 JSON detail. Callers pass only non-secret detail; no code, secret or password ever goes in.
 """
+
 import logging
 from datetime import UTC, datetime
 
@@ -26,9 +27,7 @@ def record(request, kind: str, *, user: UserModel | None = None, email: str = ""
         detail=detail,
     )
     rows.add(event)  # every login writes one: a plain INSERT
-    logger.info(
-        "security event %s email=%s address=%s detail=%s", kind, event.email, event.client_address, detail
-    )
+    logger.info("security event %s email=%s address=%s detail=%s", kind, event.email, event.client_address, detail)
     # send_robust: a receiver that fails (a mail server down) is logged by Django and must not
     # turn a change already made into an error, nor hide the recovery codes from their owner.
     signals.BY_KIND[kind].send_robust(sender=SecurityEvent, event=event, user=user, request=request)

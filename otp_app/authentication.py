@@ -1,4 +1,5 @@
 """DRF authentication: the session cookie, in either state; `request.auth` says which."""
+
 from rest_framework import authentication
 
 from . import backends, clock, session_state

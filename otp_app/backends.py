@@ -1,5 +1,6 @@
 """The authentication backend: Django's ModelBackend, except that the account behind a session
 is the one read together with the session's row (session_backends), when it is that one."""
+
 import contextlib
 from contextvars import ContextVar
 

@@ -4,6 +4,7 @@ Headers are the client's to write, so only the connection's address counts, unle
 connection comes from a trusted proxy (TRUSTED_PROXIES) and RATELIMIT_IP_META_KEY names the
 header that proxy sets.
 """
+
 import functools
 import ipaddress
 

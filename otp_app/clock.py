@@ -3,6 +3,7 @@
 Tests move it through the `clock` fixture; nothing else in the app reads the wall clock for
 these rules, so a moved clock moves all of them together.
 """
+
 import time
 
 

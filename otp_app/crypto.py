@@ -4,6 +4,7 @@ and recovery codes as keyed hashes. A stolen database dump holds neither a secre
 Keys come from TWOFA_ENCRYPTION_KEYS: the first encrypts, every one decrypts, so a new key can
 be put first and `manage.py rotate_otp_keys` re-encrypts what the old ones wrote.
 """
+
 import base64
 import functools
 import hashlib

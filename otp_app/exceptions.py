@@ -4,6 +4,7 @@ Django REST framework's own errors (parsing, authentication, permissions, method
 the services' domain errors and Django's 404/400/500 pages for API paths all pass through here.
 Validation errors add `"errors": {field: [messages]}`.
 """
+
 import math
 import sys
 

@@ -4,6 +4,7 @@ session, record the event.
 Views parse the body and shape the answer; services.py keeps every rule without HTTP. The
 re-authentication rule for changes of factors lives here, in `reauthenticate`.
 """
+
 from django.contrib import auth
 from rest_framework import exceptions
 

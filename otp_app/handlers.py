@@ -5,6 +5,7 @@ with a query string it decodes that at once, while building the request: a 500 b
 middleware runs. These requests keep Django's UTF-8 (DEFAULT_CHARSET) whatever the charset; a
 request naming another is answered 415 by `middleware.Utf8RequestsMiddleware`.
 """
+
 from django.core.handlers.asgi import ASGIRequest
 from django.core.handlers.wsgi import WSGIRequest
 from django.utils.http import parse_header_parameters

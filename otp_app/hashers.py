@@ -4,6 +4,7 @@ Argon2id at OWASP's minimum recommended cost (19 MiB, t=2, p=1): one hash per lo
 enough for a two-core server while a stolen hash stays expensive to attack. PBKDF2 hashes made
 earlier are still accepted (see PASSWORD_HASHERS) and upgraded on the next login.
 """
+
 from django.contrib.auth.hashers import Argon2PasswordHasher
 
 

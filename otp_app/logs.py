@@ -4,6 +4,7 @@ characters escaped, by the service's handlers and by gunicorn's error and access
 Emails, paths, hosts and user agents reach log messages; a newline in one would start a line
 that reads as the service's own. Tracebacks are the service's own text and stay as they are.
 """
+
 import logging
 import re
 

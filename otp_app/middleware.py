@@ -6,6 +6,7 @@ database or cache that cannot be reached is a 503, never a 500 page: security ch
 (sessions, lockouts, failed-login counters), so without them the service fails closed, and
 recovers by itself when they return.
 """
+
 from django.contrib import auth
 from django.contrib.auth.middleware import AuthenticationMiddleware as DjangoAuthenticationMiddleware
 from django.db import InterfaceError, OperationalError

@@ -3,6 +3,7 @@
 Every rule about that state (single use, lockout, enrolment) lives in `services.py`; this
 module only says what is stored and what the database itself guarantees.
 """
+
 import unicodedata
 import uuid
 from importlib import import_module
@@ -146,7 +147,9 @@ class SecurityEvent(models.Model):
         OTP_RESET_BY_ADMIN = "otp_reset_by_admin", "2FA reset by an administrator"
 
     kind = models.CharField(max_length=40, choices=Kind.choices, db_index=True)
-    user = models.ForeignKey(UserModel, null=True, blank=True, on_delete=models.SET_NULL, related_name="security_events")
+    user = models.ForeignKey(
+        UserModel, null=True, blank=True, on_delete=models.SET_NULL, related_name="security_events"
+    )
     # The email as given, also when no account has it (failed logins), and after a deletion.
     email = models.CharField(max_length=255, blank=True, default="", db_index=True)
     created_at = models.DateTimeField(default=timezone.now, db_index=True)

@@ -5,6 +5,7 @@ Each view documents its own body and answers; this module adds what every endpoi
 (405, and for POSTs 400, 403, 413, 415; 503 during outages), says which endpoints need the
 session cookie, and lists paths in full as clients call them.
 """
+
 from drf_yasg import openapi
 from drf_yasg.generators import OpenAPISchemaGenerator
 from drf_yasg.inspectors import SwaggerAutoSchema

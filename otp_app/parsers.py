@@ -4,6 +4,7 @@ DRF's JSONParser reads the whole stream, however large, decodes it with whatever
 request's charset names (bz2 and zlib included), and lets a deeply nested document crash the
 decoder with RecursionError; this one refuses all three with a 4xx.
 """
+
 import io
 
 from django.conf import settings

@@ -1,5 +1,6 @@
 """Who may call what: the session states each endpoint needs, the account a body may name, and
 the origin rule that refuses cross-site requests."""
+
 from urllib.parse import urlsplit
 
 from django.conf import settings

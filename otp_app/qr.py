@@ -1,4 +1,5 @@
 """QR codes for clients without a QR library: the otpauth URL as an SVG data URI (segno)."""
+
 import base64
 import io
 

@@ -5,6 +5,7 @@ Django compiles each queryset to SQL anew, which costs several times what these 
 take the database; the statements here are built once per model, conditions and database, and
 values are prepared and converted by the same methods the ORM uses.
 """
+
 import contextlib
 import functools
 from dataclasses import dataclass
@@ -37,14 +38,18 @@ def _where(model, connection, conditions, prefix: str = "") -> tuple[str, list]:
     if any(operator not in _OPERATORS for _, operator in conditions):
         raise ValueError(f"rows.py compares with {sorted(_OPERATORS)} only")
     where = " AND ".join(
-        f"{prefix}{quote(field.column)} {operator} %s" for field, (_, operator) in zip(compared, conditions, strict=True)
+        f"{prefix}{quote(field.column)} {operator} %s"
+        for field, (_, operator) in zip(compared, conditions, strict=True)
     )
     return where, compared
 
 
 def _prepared(fields, values, connection) -> list | None:
     try:
-        return [field.get_db_prep_value(value, connection, prepared=False) for field, value in zip(fields, values, strict=True)]
+        return [
+            field.get_db_prep_value(value, connection, prepared=False)
+            for field, value in zip(fields, values, strict=True)
+        ]
     except (ValidationError, ValueError):  # a TypeError is a bug of the caller: it raises
         return None  # a value no row can hold (a malformed id): no row matches
 

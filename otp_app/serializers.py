@@ -1,4 +1,5 @@
 """Request validation and response shapes of CONTRACT.md part 1; no business rules."""
+
 import functools
 
 from django.contrib.auth import password_validation
@@ -79,7 +80,10 @@ class RegisterSerializer(serializers.Serializer):
     name = Text(max_length=255)
     password = Text(max_length=128, trim_whitespace=False, style={"input_type": "password"})
     passwordConfirm = Text(
-        max_length=128, trim_whitespace=False, required=False, style={"input_type": "password"},
+        max_length=128,
+        trim_whitespace=False,
+        required=False,
+        style={"input_type": "password"},
         help_text="Optional; when sent it must equal `password`.",
     )
 
@@ -103,18 +107,23 @@ class LoginSerializer(serializers.Serializer):
 
 class UserIdSerializer(serializers.Serializer):
     user_id = Uuid(
-        required=False, allow_null=True,
+        required=False,
+        allow_null=True,
         help_text="Optional. When sent, it must be the logged-in account's id (403 otherwise).",
     )
 
 
 class GenerateSerializer(UserIdSerializer):
     email = Text(
-        required=False, allow_blank=True, allow_null=True, max_length=255,
+        required=False,
+        allow_blank=True,
+        allow_null=True,
+        max_length=255,
         help_text="Ignored: the otpauth label is always the account's own email.",
     )
     token = Text(
-        max_length=64, required=False,
+        max_length=64,
+        required=False,
         help_text="With 2FA on: a current code of the authenticator in force. Needed only when the "
         "second factor was not proven in this session within the last TWOFA_REAUTH_SECONDS (15 minutes).",
     )
@@ -129,7 +138,8 @@ class TokenSerializer(UserIdSerializer):
 
 class DisableSerializer(UserIdSerializer):
     token = Text(
-        max_length=64, required=False,
+        max_length=64,
+        required=False,
         help_text="A current code. Needed only when the second factor was not proven in this "
         "session within the last TWOFA_REAUTH_SECONDS (15 minutes).",
     )
@@ -155,7 +165,8 @@ class VerifyResponseSerializer(serializers.Serializer):
     otp_verified = serializers.BooleanField()
     user = UserSerializer()
     recovery_codes = serializers.ListField(
-        child=serializers.CharField(), required=False,
+        child=serializers.CharField(),
+        required=False,
         help_text="Only when this call switched 2FA on: ten single-use codes (xxxxx-xxxxx), shown this once.",
     )
 
@@ -180,7 +191,8 @@ class FailSerializer(serializers.Serializer):
     status = serializers.CharField(default="fail")
     message = serializers.CharField()
     errors = serializers.DictField(
-        child=serializers.ListField(child=serializers.CharField()), required=False,
+        child=serializers.ListField(child=serializers.CharField()),
+        required=False,
         help_text="Present on validation errors only: the messages of each field.",
     )
 

@@ -4,6 +4,7 @@ Register, enrol (generate + verify), check a code at login (lockout and single u
 codes, disable, and the administrator's reset and unlock.
 No HTTP here: views call these functions and `exceptions.py` turns their errors into answers.
 """
+
 import enum
 import math
 import secrets
@@ -336,8 +337,10 @@ def _count_attempt(*, user: UserModel, now: float) -> None:
         # count still equal to the one read also means the lock state read still holds.
         # The guessing path: one plain statement (rows.py), not a compiled queryset.
         if rows.update(
-            UserModel, {"failed_attempts": failures + 1, "locked_until": lock},
-            ("id", "=", user.pk), ("failed_attempts", "=", failures),
+            UserModel,
+            {"failed_attempts": failures + 1, "locked_until": lock},
+            ("id", "=", user.pk),
+            ("failed_attempts", "=", failures),
         ):
             user.failed_attempts, user.locked_until = failures + 1, lock
             return

@@ -4,6 +4,7 @@ anonymous -> (login: password proven) -> pending -> (a code proven) -> full. An 
 2FA goes straight to full. Only a full session is a Django login, so a pending session never
 opens anything else that trusts `request.user` (the admin, for one).
 """
+
 from django.conf import settings
 from django.contrib.auth import SESSION_KEY
 from django.utils.crypto import constant_time_compare

@@ -10,6 +10,7 @@ Connect a receiver to tell people what happened to their account, without touchi
 
 Every signal sends `event` (the SecurityEvent row), `user` (or None) and `request`.
 """
+
 from django.dispatch import Signal
 
 from .models import SecurityEvent

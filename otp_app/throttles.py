@@ -5,6 +5,7 @@ Every attempt is counted before its password is hashed and taken back when the p
 right, in the shared cache (the database by default, Redis when configured), so every process
 and instance of the service sees the same counts. Keys and windows are django-ratelimit's.
 """
+
 from dataclasses import dataclass
 
 from django.conf import settings
@@ -29,7 +30,11 @@ def _limits(email: str):
     account = normalise_email(email)
     return (
         ("login-failures-account", lambda group, request: account, settings.TWOFA_LOGIN_FAILURES_PER_ACCOUNT),
-        ("login-failures-address", lambda group, request: limit_key(request), settings.TWOFA_LOGIN_FAILURES_PER_ADDRESS),
+        (
+            "login-failures-address",
+            lambda group, request: limit_key(request),
+            settings.TWOFA_LOGIN_FAILURES_PER_ADDRESS,
+        ),
     )
 
 

@@ -2,6 +2,7 @@
 
 No Django and no storage here; `services.py` decides what a match means for an account.
 """
+
 import hmac
 
 import pyotp

@@ -3,6 +3,7 @@
 Who may call what is declared by `permission_classes` (permissions.py); what each request does
 is in flows.py; what each error looks like on the wire is decided in exceptions.py.
 """
+
 from django.conf import settings
 from django.core.cache import cache
 from django.db import connection
@@ -156,7 +157,9 @@ class GenerateOtpView(FullSessionView):
         "15 minutes (TWOFA_REAUTH_SECONDS), or a current code of the authenticator in force in `token`.",
         tags=["2. two-factor"],
         responses={
-            200: GenerateResponseSerializer, 400: WRONG_CODE, 401: NO_SESSION,
+            200: GenerateResponseSerializer,
+            400: WRONG_CODE,
+            401: NO_SESSION,
             403: fail("Pending session, foreign Origin, a user_id that is not yours, or a code is needed"),
             429: LOCKED,
         },
@@ -180,7 +183,9 @@ class VerifyOtpView(FullSessionView):
         "as otp/generate; a code of the new secret proves only that secret.",
         tags=["2. two-factor"],
         responses={
-            200: VerifyResponseSerializer, 400: WRONG_CODE, 401: NO_SESSION,
+            200: VerifyResponseSerializer,
+            400: WRONG_CODE,
+            401: NO_SESSION,
             403: fail("Pending session, foreign Origin, a user_id that is not yours, or a code is needed"),
             429: LOCKED,
         },
@@ -207,8 +212,12 @@ class ValidateOtpView(ApiView):
         "account for a growing delay.",
         tags=["2. two-factor"],
         responses={
-            200: ValidateResponseSerializer, 400: WRONG_CODE, 401: NO_SESSION, 403: PENDING_SESSION,
-            404: NOT_ENROLLED, 429: LOCKED,
+            200: ValidateResponseSerializer,
+            400: WRONG_CODE,
+            401: NO_SESSION,
+            403: PENDING_SESSION,
+            404: NOT_ENROLLED,
+            429: LOCKED,
         },
     )
     def post(self, request):
@@ -229,7 +238,9 @@ class DisableOtpView(FullSessionView):
         "(TWOFA_REAUTH_SECONDS), send a current code in `token`.",
         tags=["2. two-factor"],
         responses={
-            200: DisableResponseSerializer, 400: WRONG_CODE, 401: NO_SESSION,
+            200: DisableResponseSerializer,
+            400: WRONG_CODE,
+            401: NO_SESSION,
             403: fail("Pending session, foreign Origin, a user_id that is not yours, or a code is needed"),
             429: LOCKED,
         },
@@ -250,8 +261,12 @@ class RecoveryCodesView(FullSessionView):
         "ten recovery codes and returns the new ones (shown this once).",
         tags=["2. two-factor"],
         responses={
-            200: RecoveryCodesResponseSerializer, 400: WRONG_CODE, 401: NO_SESSION, 403: PENDING_SESSION,
-            404: NOT_ENROLLED, 429: LOCKED,
+            200: RecoveryCodesResponseSerializer,
+            400: WRONG_CODE,
+            401: NO_SESSION,
+            403: PENDING_SESSION,
+            404: NOT_ENROLLED,
+            429: LOCKED,
         },
     )
     def post(self, request):
@@ -259,7 +274,6 @@ class RecoveryCodesView(FullSessionView):
         user = permissions.own_user(request, data.get("user_id"))
         codes = flows.regenerate_recovery_codes(request, user=user, code=data["token"])
         return Response({"status": "success", "recovery_codes": codes})
-
 
 
 class HealthView(APIView):

@@ -3,6 +3,7 @@
 Every variable is listed with its default in the README, "Configuration". Development needs
 none of them: DEBUG on, SQLite in `db.sqlite3`, the cache in that same database.
 """
+
 import ipaddress
 import warnings
 from pathlib import Path
@@ -272,7 +273,9 @@ LOGGING = {
     "formatters": {
         "escaped": {"class": "otp_app.logs.EscapingFormatter", "format": "%(levelname)s %(name)s: %(message)s"},
         "django.server": {
-            "class": "otp_app.logs.EscapingFormatter", "format": "[{server_time}] {message}", "style": "{"
+            "class": "otp_app.logs.EscapingFormatter",
+            "format": "[{server_time}] {message}",
+            "style": "{",
         },
     },
     "filters": {
@@ -283,7 +286,9 @@ LOGGING = {
         "console": {"class": "logging.StreamHandler", "formatter": "escaped"},
         # runserver's request lines, as Django writes them (with DEBUG on), escaped.
         "django.server": {
-            "class": "logging.StreamHandler", "formatter": "django.server", "filters": ["require_debug_true"]
+            "class": "logging.StreamHandler",
+            "formatter": "django.server",
+            "filters": ["require_debug_true"],
         },
     },
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},

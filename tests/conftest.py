@@ -5,6 +5,7 @@ Unit tests call services directly; API tests use DRF's test client; end-to-end t
 what they share besides fixtures is in tests/helpers.py. At the end of a run, a summary of the
 tests skipped for want of a tool (Chromium, nginx, Node.js...) says how to get it.
 """
+
 from collections import Counter
 
 import pytest
@@ -76,8 +77,13 @@ def superuser(db):
 @pytest.fixture
 def staff_with_2fa(db):
     return make_user(
-        "staff@example.com", "Staff", is_staff=True, is_superuser=True,
-        otp_enabled=True, otp_verified=True, otp_secret=totp.new_secret(),
+        "staff@example.com",
+        "Staff",
+        is_staff=True,
+        is_superuser=True,
+        otp_enabled=True,
+        otp_verified=True,
+        otp_secret=totp.new_secret(),
     )
 
 

@@ -4,6 +4,7 @@ the production settings a check runs with, and the log lines an attacker would l
 
 Fixtures live in conftest.py; the processes that end-to-end tests start, in tests/support/.
 """
+
 import os
 import secrets
 import subprocess
@@ -63,7 +64,14 @@ def make_user(email="ann@example.com", name="Ann", **fields) -> UserModel:
 def snapshot(user) -> tuple:
     """What the second factor of `user` is, as stored: a request that changes nothing leaves it equal."""
     row = UserModel.objects.get(pk=user.pk)
-    return (row.otp_enabled, row.otp_verified, row.otp_secret, row.pending_secret, row.last_accepted_step, row.failed_attempts)
+    return (
+        row.otp_enabled,
+        row.otp_verified,
+        row.otp_secret,
+        row.pending_secret,
+        row.last_accepted_step,
+        row.failed_attempts,
+    )
 
 
 def login(client: APIClient, email: str, password: str = PASSWORD):
@@ -140,7 +148,9 @@ def spellings(code: str) -> set[str]:
 def wrong_recovery_code(codes) -> str:
     """A recovery code shaped like the real ones, none of `codes`."""
     taken = {canonical(code) for code in codes}
-    return next(candidate for candidate in ("zzzzz-zzzzz", "yyyyy-yyyyy", "xxxxx-xxxxx") if canonical(candidate) not in taken)
+    return next(
+        candidate for candidate in ("zzzzz-zzzzz", "yyyyy-yyyyy", "xxxxx-xxxxx") if canonical(candidate) not in taken
+    )
 
 
 # --- Requests of the flow, with DRF's test client -----------------------------------------------------
@@ -177,7 +187,9 @@ def enrol(client: APIClient, clock: Clock) -> tuple[str, dict]:
     return secret, response.json()
 
 
-def guess_wrong(client: APIClient, user, clock: Clock, times: int, path: str = VALIDATE, secret: str | None = None) -> None:
+def guess_wrong(
+    client: APIClient, user, clock: Clock, times: int, path: str = VALIDATE, secret: str | None = None
+) -> None:
     """`times` wrong codes at `path`, each refused as a wrong code (not yet locked)."""
     for _ in range(times):
         response = client.post(path, {"token": wrong_code(secret or user.otp_secret, clock)}, format="json")

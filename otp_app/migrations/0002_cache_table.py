@@ -3,6 +3,7 @@
 The password-failure counters live in the cache; with the default DatabaseCache they need this
 table. With another cache backend (Redis) the command does nothing.
 """
+
 from django.core.management import call_command
 from django.db import migrations
 

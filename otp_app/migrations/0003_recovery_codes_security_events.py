@@ -7,43 +7,76 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('otp_app', '0002_cache_table'),
+        ("otp_app", "0002_cache_table"),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='usermodel',
-            name='recovery_codes_left',
+            model_name="usermodel",
+            name="recovery_codes_left",
             field=models.PositiveSmallIntegerField(default=0),
         ),
         migrations.CreateModel(
-            name='SecurityEvent',
+            name="SecurityEvent",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('kind', models.CharField(choices=[('registered', 'registered'), ('login_succeeded', 'login succeeded'), ('login_failed', 'login failed'), ('locked_out', 'locked out after wrong codes'), ('otp_enabled', '2FA enabled'), ('otp_disabled', '2FA disabled'), ('secret_reenrolled', 'secret re-enrolled'), ('recovery_code_used', 'recovery code used'), ('recovery_codes_regenerated', 'recovery codes regenerated'), ('otp_reset_by_admin', '2FA reset by an administrator')], db_index=True, max_length=40)),
-                ('email', models.CharField(blank=True, db_index=True, default='', max_length=255)),
-                ('created_at', models.DateTimeField(db_index=True, default=django.utils.timezone.now)),
-                ('client_address', models.GenericIPAddressField(blank=True, null=True)),
-                ('user_agent', models.CharField(blank=True, default='', max_length=512)),
-                ('detail', models.JSONField(blank=True, default=dict)),
-                ('user', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='security_events', to=settings.AUTH_USER_MODEL)),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                (
+                    "kind",
+                    models.CharField(
+                        choices=[
+                            ("registered", "registered"),
+                            ("login_succeeded", "login succeeded"),
+                            ("login_failed", "login failed"),
+                            ("locked_out", "locked out after wrong codes"),
+                            ("otp_enabled", "2FA enabled"),
+                            ("otp_disabled", "2FA disabled"),
+                            ("secret_reenrolled", "secret re-enrolled"),
+                            ("recovery_code_used", "recovery code used"),
+                            ("recovery_codes_regenerated", "recovery codes regenerated"),
+                            ("otp_reset_by_admin", "2FA reset by an administrator"),
+                        ],
+                        db_index=True,
+                        max_length=40,
+                    ),
+                ),
+                ("email", models.CharField(blank=True, db_index=True, default="", max_length=255)),
+                ("created_at", models.DateTimeField(db_index=True, default=django.utils.timezone.now)),
+                ("client_address", models.GenericIPAddressField(blank=True, null=True)),
+                ("user_agent", models.CharField(blank=True, default="", max_length=512)),
+                ("detail", models.JSONField(blank=True, default=dict)),
+                (
+                    "user",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="security_events",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
             ],
             options={
-                'ordering': ['-created_at'],
+                "ordering": ["-created_at"],
             },
         ),
         migrations.CreateModel(
-            name='RecoveryCode',
+            name="RecoveryCode",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('code_hash', models.CharField(max_length=64)),
-                ('used_at', models.DateTimeField(blank=True, null=True)),
-                ('user', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='recovery_codes', to=settings.AUTH_USER_MODEL)),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("code_hash", models.CharField(max_length=64)),
+                ("used_at", models.DateTimeField(blank=True, null=True)),
+                (
+                    "user",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="recovery_codes",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
             ],
             options={
-                'indexes': [models.Index(fields=['user', 'code_hash'], name='otp_app_rec_user_id_1df906_idx')],
+                "indexes": [models.Index(fields=["user", "code_hash"], name="otp_app_rec_user_id_1df906_idx")],
             },
         ),
     ]

@@ -2,6 +2,7 @@
 
 Idempotent: a stored value that is already a Fernet token is left as it is. Going back decrypts.
 """
+
 from django.db import migrations
 
 FERNET_PREFIX = "gAAAAA"  # every Fernet token starts so (version byte and timestamp)

@@ -4,15 +4,30 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('otp_app', '0005_sessions_with_their_account'),
+        ("otp_app", "0005_sessions_with_their_account"),
     ]
 
     operations = [
         migrations.AlterField(
-            model_name='securityevent',
-            name='kind',
-            field=models.CharField(choices=[('registered', 'registered'), ('login_succeeded', 'login succeeded'), ('login_failed', 'login failed'), ('locked_out', 'locked out after wrong codes'), ('codes_locked', 'authenticator codes locked until a recovery code or an unlock'), ('otp_enabled', '2FA enabled'), ('otp_disabled', '2FA disabled'), ('secret_reenrolled', 'secret re-enrolled'), ('recovery_code_used', 'recovery code used'), ('recovery_codes_regenerated', 'recovery codes regenerated'), ('otp_reset_by_admin', '2FA reset by an administrator')], db_index=True, max_length=40),
+            model_name="securityevent",
+            name="kind",
+            field=models.CharField(
+                choices=[
+                    ("registered", "registered"),
+                    ("login_succeeded", "login succeeded"),
+                    ("login_failed", "login failed"),
+                    ("locked_out", "locked out after wrong codes"),
+                    ("codes_locked", "authenticator codes locked until a recovery code or an unlock"),
+                    ("otp_enabled", "2FA enabled"),
+                    ("otp_disabled", "2FA disabled"),
+                    ("secret_reenrolled", "secret re-enrolled"),
+                    ("recovery_code_used", "recovery code used"),
+                    ("recovery_codes_regenerated", "recovery codes regenerated"),
+                    ("otp_reset_by_admin", "2FA reset by an administrator"),
+                ],
+                db_index=True,
+                max_length=40,
+            ),
         ),
     ]

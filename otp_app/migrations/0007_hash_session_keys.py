@@ -1,5 +1,6 @@
 """Sessions keep only a hash of their key: the keys of existing rows are hashed, so nobody is
 logged out by the upgrade."""
+
 import hashlib
 
 from django.db import migrations

@@ -1,5 +1,6 @@
 """Emails stored before Unicode compatibility forms and IDNA were folded take their one spelling
 now, where no other account already has it (those stay as they are, for an administrator)."""
+
 from django.db import migrations
 from django.db.models.functions import Lower
 

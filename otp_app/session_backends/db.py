@@ -11,6 +11,7 @@
   last use, on the app's clock; a used session's row is refreshed at most once a minute.
 - Synchronous only: the async methods are refused, never half done (the service runs on WSGI).
 """
+
 import base64
 import hashlib
 import secrets
@@ -58,8 +59,10 @@ class SessionStore(db.SessionStore):
         # What `select_related("user").get(...)` reads, as one prepared statement (rows.py): every
         # request with a session runs it, and compiling the queryset costs more than the query.
         session, self.account = rows.first_with(
-            self.model, "user",
-            ("session_key", "=", stored_key(self.session_key)), ("expire_date", ">", _moment(clock.now())),
+            self.model,
+            "user",
+            ("session_key", "=", stored_key(self.session_key)),
+            ("expire_date", ">", _moment(clock.now())),
         )
         if session is None:
             self._session_key = None
@@ -71,7 +74,10 @@ class SessionStore(db.SessionStore):
         data = super().load()
         if data and self._read_expiry is not None:
             # Used now: push the idle deadline on, once it lags by more than a minute.
-            self.modified = self.modified or (self.get_expiry_date(data=data) - self._read_expiry).total_seconds() > _REFRESH_SECONDS
+            self.modified = (
+                self.modified
+                or (self.get_expiry_date(data=data) - self._read_expiry).total_seconds() > _REFRESH_SECONDS
+            )
         return data
 
     def get_expiry_date(self, *, data=None, **kwargs) -> datetime:
@@ -149,7 +155,16 @@ def _refused(name: str):
 
 
 for _name in (
-    "aload", "_aget_session_from_db", "aexists", "acreate", "acreate_model_instance", "asave", "adelete",
-    "acycle_key", "aflush", "aget_expiry_date", "aget_expiry_age",
+    "aload",
+    "_aget_session_from_db",
+    "aexists",
+    "acreate",
+    "acreate_model_instance",
+    "asave",
+    "adelete",
+    "acycle_key",
+    "aflush",
+    "aget_expiry_date",
+    "aget_expiry_age",
 ):
     setattr(SessionStore, _name, _refused(_name))

@@ -1,5 +1,6 @@
 """The Django admin at /admin/: email login, the user list, no secret on show, and a code
 required from staff accounts with 2FA on."""
+
 from types import SimpleNamespace
 
 import django_ratelimit.core
@@ -67,7 +68,9 @@ def test_user_changelist_search_by_email(admin_client_for, user, other_user):
     assert "ann@example.com" not in content
 
 
-@pytest.mark.parametrize("flag, shown, hidden", [("1", "ann@example.com", "bob@example.com"), ("0", "bob@example.com", "ann@example.com")])
+@pytest.mark.parametrize(
+    "flag, shown, hidden", [("1", "ann@example.com", "bob@example.com"), ("0", "bob@example.com", "ann@example.com")]
+)
 def test_user_changelist_filters_by_otp_enabled(admin_client_for, user_with_2fa, other_user, flag, shown, hidden):
     response = admin_client_for.get(ADMIN_USERS, {"otp_enabled__exact": flag})
 

@@ -1,5 +1,6 @@
 """Logins at the admin leave the same trace as API logins: successes, failures and the lockout
 that wrong codes cause are security events, marked `via: admin`."""
+
 import pytest
 from django.test import Client
 

@@ -1,6 +1,7 @@
 """Admin tools: the user list shows 2FA status, recovery codes left, lockout state and last
 login; the actions "reset two-factor authentication" and "unlock"; security events listed
 read-only, filterable by kind and user, searchable by email."""
+
 import re
 from datetime import timedelta
 
@@ -28,7 +29,9 @@ def admin(superuser, clock):
 def locked_account(clock, email="ann@example.com", name="Ann") -> tuple[UserModel, str]:
     """An account with 2FA on, recovery codes, a pending re-enrolment, and locked out."""
     secret = totp.new_secret()
-    user = make_user(email, name, otp_enabled=True, otp_verified=True, otp_secret=secret, pending_secret=totp.new_secret())
+    user = make_user(
+        email, name, otp_enabled=True, otp_verified=True, otp_secret=secret, pending_secret=totp.new_secret()
+    )
     RecoveryCode.objects.bulk_create(RecoveryCode(user=user, code_hash=f"{user.pk.hex}{n:032x}") for n in range(10))
     UserModel.objects.filter(pk=user.pk).update(
         recovery_codes_left=10, failed_attempts=7, locked_until=services.as_datetime(clock.now) + timedelta(minutes=10)
@@ -229,7 +232,9 @@ def events(db):
     ann = make_user("ann@example.com", "Ann")
     bob = make_user("bob@example.com", "Bob")
     return {
-        "ann_login": SecurityEvent.objects.create(kind=Kind.LOGIN_SUCCEEDED, user=ann, email=ann.email, client_address="203.0.113.1"),
+        "ann_login": SecurityEvent.objects.create(
+            kind=Kind.LOGIN_SUCCEEDED, user=ann, email=ann.email, client_address="203.0.113.1"
+        ),
         "ann_enabled": SecurityEvent.objects.create(kind=Kind.OTP_ENABLED, user=ann, email=ann.email),
         "bob_failed": SecurityEvent.objects.create(kind=Kind.LOGIN_FAILED, user=bob, email=bob.email),
         "nobody_failed": SecurityEvent.objects.create(kind=Kind.LOGIN_FAILED, email="nobody@example.com"),
@@ -270,7 +275,10 @@ def test_events_filter_by_user(admin, events):
     assert listed(response.content.decode()) == ids(events["ann_login"], events["ann_enabled"])
 
 
-@pytest.mark.parametrize("query, expected", [("bob@", ["bob_failed"]), ("ann@example.com", ["ann_login", "ann_enabled"]), ("nobody", ["nobody_failed"])])
+@pytest.mark.parametrize(
+    "query, expected",
+    [("bob@", ["bob_failed"]), ("ann@example.com", ["ann_login", "ann_enabled"]), ("nobody", ["nobody_failed"])],
+)
 def test_events_are_searchable_by_email(admin, events, query, expected):
     response = admin.get(EVENTS, {"q": query})
     assert listed(response.content.decode()) == ids(*(events[name] for name in expected))
@@ -288,7 +296,10 @@ def test_events_cannot_be_changed(admin, events):
     assert page.status_code == 200  # they can be read
     assert 'name="_save"' not in page.content.decode()
 
-    admin.post(f"{EVENTS}{event.pk}/change/", {"kind": "registered", "email": "changed@example.com", "client_address": "192.0.2.9"})
+    admin.post(
+        f"{EVENTS}{event.pk}/change/",
+        {"kind": "registered", "email": "changed@example.com", "client_address": "192.0.2.9"},
+    )
 
     event.refresh_from_db()
     assert (event.kind, event.email, event.client_address) == (Kind.LOGIN_SUCCEEDED, "ann@example.com", "203.0.113.1")

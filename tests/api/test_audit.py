@@ -2,6 +2,7 @@
 for each security event, with user, time, client address and user agent, and a small JSON
 detail. No detail, user agent field or log line ever holds a secret, a recovery code or a
 password."""
+
 import json
 import logging
 from datetime import UTC, datetime, timedelta
@@ -56,7 +57,9 @@ def ann_with_2fa() -> tuple[UserModel, str]:
 
 
 def registered(clock):
-    response = browser().post(REGISTER, {"email": "new@example.com", "name": "New", "password": PASSWORD}, format="json")
+    response = browser().post(
+        REGISTER, {"email": "new@example.com", "name": "New", "password": PASSWORD}, format="json"
+    )
     assert response.status_code == 201
     return "new@example.com"
 
@@ -338,7 +341,9 @@ def halves_of(code: str) -> set[str]:
     return {part for half in (canonical[:5], canonical[5:]) for part in (half.lower(), half.upper())}
 
 
-def test_no_event_and_no_log_line_holds_a_secret_a_recovery_code_or_a_password(db, no_idle_limit, clock, caplog, monkeypatch):
+def test_no_event_and_no_log_line_holds_a_secret_a_recovery_code_or_a_password(
+    db, no_idle_limit, clock, caplog, monkeypatch
+):
     for logger in ("", "django", "django.db.backends", "otp_app"):
         caplog.set_level(logging.DEBUG, logger=logger)
     # SQL statements are logged too. Patched on the connection itself, not on the `connection`
@@ -353,7 +358,12 @@ def test_no_event_and_no_log_line_holds_a_secret_a_recovery_code_or_a_password(d
         return client
 
     # register, a wrong password, log in, switch 2FA on
-    assert browser().post(REGISTER, {"email": email, "name": "Life", "password": REGISTERED_PASSWORD}, format="json").status_code == 201
+    assert (
+        browser()
+        .post(REGISTER, {"email": email, "name": "Life", "password": REGISTERED_PASSWORD}, format="json")
+        .status_code
+        == 201
+    )
     assert login(browser(), email, WRONG_PASSWORD).status_code == 400
     client = sign_in()
     generated = client.post(GENERATE, {}, format="json").json()

@@ -6,6 +6,7 @@ The protected endpoints are called with a full session, so what refuses the inpu
 check, not the session check. The same over real HTTP, with bytes no test client would send:
 tests/e2e/test_bad_input.py.
 """
+
 import json
 
 import pytest
@@ -44,7 +45,11 @@ MAX_LENGTH = {"email": 255, "name": 255, "password": 128, "passwordConfirm": 128
 
 
 def rows(table: dict) -> list:
-    return [pytest.param(path, field, id=f"{path.removeprefix('/api/auth/')}-{field}") for path, fields in table.items() for field in fields]
+    return [
+        pytest.param(path, field, id=f"{path.removeprefix('/api/auth/')}-{field}")
+        for path, fields in table.items()
+        for field in fields
+    ]
 
 
 def assert_fail(response, status: int | None = None) -> dict:
@@ -69,7 +74,12 @@ def call(request, db, clock):
         if path not in PROTECTED:
             client = request.getfixturevalue("api")
             if path == REGISTER:
-                return client, {"email": "new@example.com", "name": "New", "password": PASSWORD, "passwordConfirm": PASSWORD}
+                return client, {
+                    "email": "new@example.com",
+                    "name": "New",
+                    "password": PASSWORD,
+                    "passwordConfirm": PASSWORD,
+                }
             user = request.getfixturevalue("user")
             return client, {"email": user.email, "password": PASSWORD}
         client = request.getfixturevalue("full_2fa_client")
@@ -89,6 +99,7 @@ def post_raw(client, path, raw: bytes, content_type="application/json"):
 
 
 # --- Fields --------------------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("path, field", rows(REQUIRED_FIELDS))
 def test_missing_required_field_is_400(call, path, field):
@@ -185,6 +196,7 @@ def test_malformed_user_id_is_400(call, path, user_id):
 
 # --- Whole bodies --------------------------------------------------------------------------------
 
+
 def _nested(depth: int) -> bytes:
     return b"[" * depth + b"]" * depth
 
@@ -213,7 +225,12 @@ WHOLE_BODIES = [
     ("text-plain", b'{"email": "a@example.com"}', "text/plain", 415),
     ("xml", b"<login><email>a@example.com</email></login>", "application/xml", 415),
     ("no-content-type", b'{"email": "a@example.com"}', "", 415),
-    ("multipart", b"--b\r\nContent-Disposition: form-data; name=\"email\"\r\n\r\na\r\n--b--\r\n", "multipart/form-data; boundary=b", 415),
+    (
+        "multipart",
+        b'--b\r\nContent-Disposition: form-data; name="email"\r\n\r\na\r\n--b--\r\n',
+        "multipart/form-data; boundary=b",
+        415,
+    ),
 ]
 
 
@@ -249,6 +266,7 @@ def test_huge_string_field_is_413(call, path):
 
 
 # --- Methods and paths ---------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("method", ["get", "put", "patch", "delete"])
 @pytest.mark.parametrize("path", POST_ENDPOINTS)
@@ -318,10 +336,14 @@ def test_me_with_trailing_slash_works(logged_in_client, user):
 
 # --- Nothing half-written ------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize(
     "body",
     [
-        pytest.param({"email": "new@example.com", "name": "New", "password": PASSWORD, "passwordConfirm": PASSWORD + "x"}, id="confirm-differs"),
+        pytest.param(
+            {"email": "new@example.com", "name": "New", "password": PASSWORD, "passwordConfirm": PASSWORD + "x"},
+            id="confirm-differs",
+        ),
         pytest.param({"email": "new@example.com", "name": "New", "password": "password"}, id="common-password"),
         pytest.param({"email": "new@example.com", "name": "New", "password": "short"}, id="short-password"),
         pytest.param({"email": "new@example.com", "name": "New", "password": "48392017465"}, id="numeric-password"),

@@ -1,6 +1,7 @@
 """Wrong codes cannot go on forever: after TWOFA_CODE_FAILURE_LIMIT (at most 100) consecutive
 wrong codes, the authenticator's codes stay refused, whatever the delay, until a recovery code
 is accepted or an administrator unlocks the account; the audit trail says so."""
+
 import pytest
 
 from otp_app import services

@@ -2,6 +2,7 @@
 framed by no one) on the API and everything else; the admin, Swagger UI and ReDoc get what they
 need from this origin, scripts from files only. The browser tests show those pages work under it
 (tests/browser/test_swagger.py, tests/browser/test_admin.py)."""
+
 import pytest
 from rest_framework.test import APIClient
 
@@ -28,8 +29,11 @@ def directives(response) -> dict[str, list[str]]:
         pytest.param(lambda client: login(client, "ann@example.com"), 200, id="api-success"),
         pytest.param(lambda client: login(client, "ann@example.com", "wrong password"), 400, id="api-error"),
         pytest.param(lambda client: client.get(ME), 401, id="api-no-session"),
-        pytest.param(lambda client: client.post(LOGIN, b"{}", content_type="application/json; charset=bz2"), 415,
-                     id="api-not-utf8"),
+        pytest.param(
+            lambda client: client.post(LOGIN, b"{}", content_type="application/json; charset=bz2"),
+            415,
+            id="api-not-utf8",
+        ),
         pytest.param(lambda client: client.get("/api/auth/no-such-endpoint"), 404, id="api-not-found"),
         pytest.param(lambda client: client.get("/no-such-page"), 404, id="not-found"),
         pytest.param(lambda client: client.get("/healthz"), 200, id="healthz"),

@@ -3,6 +3,7 @@
 Clients read the schema to learn the API, so it must list every path with its method, the
 request fields each POST takes, and the error statuses each endpoint can answer.
 """
+
 import re
 
 import pytest
@@ -99,6 +100,7 @@ def request_body(schema, path: str) -> dict:
 
 # --- The pages -----------------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("url", ["/swagger/", "/redoc/"])
 def test_documentation_page_is_html(api, db, url):
     response = api.get(url)
@@ -132,6 +134,7 @@ def test_documentation_needs_no_session(api, db):
 
 # --- Paths and methods ---------------------------------------------------------------------------
 
+
 def test_schema_lists_exactly_the_api_paths_as_clients_call_them(schema):
     # The React app calls the paths with no trailing slash; so does the schema.
     assert set(documented_paths(schema)) == set(SCHEMA_PATHS)
@@ -159,6 +162,7 @@ def test_documented_path_is_served(api, db, schema, path, method):
 
 # --- Request bodies ------------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("path, fields", REQUEST_FIELDS.items())
 def test_post_endpoint_documents_its_own_request_fields(schema, path, fields):
     all_fields, required = fields
@@ -179,6 +183,7 @@ def test_endpoint_without_input_documents_no_body(schema, path):
 
 
 # --- Responses -----------------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("path, statuses", RESPONSES.items())
 def test_endpoint_documents_its_success_and_error_statuses(schema, path, statuses):

@@ -1,6 +1,7 @@
 """One mailbox is one account, however its address is spelled: Unicode compatibility forms
 (fullwidth, circled letters), invisible format characters (soft hyphens, zero-width spaces),
 letter case and the domain's IDNA forms all fold into one spelling before the uniqueness check."""
+
 import importlib
 
 import pytest
@@ -78,11 +79,13 @@ def test_login_with_a_domain_that_idna_refuses_is_a_wrong_login(api, user, clock
 
 
 def test_the_upgrade_folds_stored_emails_that_no_other_account_has(db):
-    UserModel.objects.bulk_create([
-        UserModel(email="ann@ｅｘａｍｐｌｅ.com", name="Ann"),  # bulk_create stores it as given
-        UserModel(email="bob@example.com", name="Bob"),
-        UserModel(email="bob@ⓔxample.com", name="Bob 2"),
-    ])
+    UserModel.objects.bulk_create(
+        [
+            UserModel(email="ann@ｅｘａｍｐｌｅ.com", name="Ann"),  # bulk_create stores it as given
+            UserModel(email="bob@example.com", name="Bob"),
+            UserModel(email="bob@ⓔxample.com", name="Bob 2"),
+        ]
+    )
 
     normalise_emails(apps, None)
 

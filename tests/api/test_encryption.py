@@ -1,6 +1,7 @@
 """TOTP secrets at rest: encrypted with Fernet under TWOFA_ENCRYPTION_KEYS (the first encrypts,
 all decrypt), re-encrypted by `manage.py rotate_otp_keys`; a database dump holds no secret and
 no recovery code. Production refuses to start without a key; development derives one."""
+
 import io
 import json
 import re
@@ -111,9 +112,12 @@ def test_the_user_table_holds_no_base32_run_at_all(logged_in_client, user, clock
 
 def test_stored_secrets_are_fernet_tokens_of_the_configured_key(logged_in_client, user, clock, settings):
     secret = logged_in_client.post(GENERATE, {}, format="json").json()["base32"]
-    assert MultiFernet([Fernet(key.encode()) for key in settings.TWOFA_ENCRYPTION_KEYS]).decrypt(
-        stored(user)[1].encode()
-    ).decode() == secret
+    assert (
+        MultiFernet([Fernet(key.encode()) for key in settings.TWOFA_ENCRYPTION_KEYS])
+        .decrypt(stored(user)[1].encode())
+        .decode()
+        == secret
+    )
     logged_in_client.post(VERIFY, {"token": code_for(secret, clock)}, format="json")
     assert encrypted_with(settings.TWOFA_ENCRYPTION_KEYS[0], stored(user)[0])
     assert crypto.decrypt(stored(user)[0]) == secret
@@ -195,8 +199,14 @@ def under_old_key(db, settings):
         secret = totp.new_secret()
         pending = totp.new_secret() if number == 2 else None
         email = f"user{number}@example.com"
-        make_user(email, f"User {number}", otp_enabled=True, otp_verified=True, otp_secret=secret,
-                  **({"pending_secret": pending} if pending else {}))
+        make_user(
+            email,
+            f"User {number}",
+            otp_enabled=True,
+            otp_verified=True,
+            otp_secret=secret,
+            **({"pending_secret": pending} if pending else {}),
+        )
         accounts[email] = (secret, pending)
     make_user("no2fa@example.com", "No 2FA")  # nothing to rotate
     settings.TWOFA_ENCRYPTION_KEYS = [NEW_KEY, OLD_KEY]
@@ -252,7 +262,9 @@ def test_rotation_shows_a_progress_bar(under_old_key):
     assert "5/5" in output
 
 
-def test_an_interrupted_rotation_keeps_finished_batches_and_a_rerun_completes_it(under_old_key, clock, settings, monkeypatch):
+def test_an_interrupted_rotation_keeps_finished_batches_and_a_rerun_completes_it(
+    under_old_key, clock, settings, monkeypatch
+):
     real_reencrypt = crypto.reencrypt
     calls = []
 
@@ -343,8 +355,13 @@ def test_migrating_encrypts_the_secrets_that_earlier_versions_stored_in_plain_te
         executor.migrate([before_encryption])
         old_user = executor.loader.project_state([before_encryption]).apps.get_model(app, "UserModel")
         old_user.objects.create(
-            email="early@example.com", name="Early", password=make_password(PASSWORD),
-            otp_enabled=True, otp_verified=True, otp_secret=secret, pending_secret=pending,
+            email="early@example.com",
+            name="Early",
+            password=make_password(PASSWORD),
+            otp_enabled=True,
+            otp_verified=True,
+            otp_secret=secret,
+            pending_secret=pending,
         )
     finally:
         executor = MigrationExecutor(connection)
@@ -365,7 +382,7 @@ PRINT_KEYS = "from django.conf import settings; print('keys=' + ','.join(setting
 
 def printed_keys(result: subprocess.CompletedProcess) -> str:
     assert result.returncode == 0, result.stderr
-    return next(line for line in result.stdout.splitlines() if line.startswith("keys="))[len("keys="):]
+    return next(line for line in result.stdout.splitlines() if line.startswith("keys="))[len("keys=") :]
 
 
 def test_production_settings_refuse_to_start_without_an_encryption_key():

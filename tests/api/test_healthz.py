@@ -1,4 +1,5 @@
 """GET /healthz: a tiny JSON answer for load balancers, that touches no session or throttle."""
+
 import pytest
 
 

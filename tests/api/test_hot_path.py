@@ -1,5 +1,6 @@
 """The cheap paths stay cheap: how many statements each hot request makes, and what it
 writes. Counts, not timings: the benchmark (bench/) measures time; these catch a lost lever."""
+
 import random
 from importlib import import_module
 
@@ -147,8 +148,14 @@ def test_a_login_refused_by_its_limit_writes_nothing_to_the_cache(user, api, clo
     written = []
     for method in ("add", "set", "incr", "decr", "set_many"):
         original = getattr(cache, method)
-        monkeypatch.setattr(cache, method, lambda *args, _original=original, _name=method, **kwargs: (
-            written.append((_name, args[0])), _original(*args, **kwargs))[1])
+        monkeypatch.setattr(
+            cache,
+            method,
+            lambda *args, _original=original, _name=method, **kwargs: (
+                written.append((_name, args[0])),
+                _original(*args, **kwargs),
+            )[1],
+        )
     assert login(api, user.email).status_code == 429
     assert written == []
 
@@ -163,7 +170,10 @@ def test_a_session_row_names_its_account_pending_and_full(pending_client, user_w
     assert Session.objects.get(session_key=stored_key(pending_key)).user_id == user_with_2fa.pk
     token = code_for(user_with_2fa.otp_secret, clock)
     assert pending_client.post(VALIDATE, {"token": token}, format="json").status_code == 200
-    assert Session.objects.get(session_key=stored_key(pending_client.cookies["sessionid"].value)).user_id == user_with_2fa.pk
+    assert (
+        Session.objects.get(session_key=stored_key(pending_client.cookies["sessionid"].value)).user_id
+        == user_with_2fa.pk
+    )
 
 
 def test_deleting_an_account_deletes_its_sessions(logged_in_client, user):

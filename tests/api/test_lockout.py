@@ -3,6 +3,7 @@
 While locked, every attempt is refused with 429 and Retry-After without the code being looked
 at. The count lives in the account's row, so every process of the service sees it.
 """
+
 from datetime import timedelta
 
 import pytest
@@ -91,7 +92,9 @@ def test_after_the_lock_the_correct_code_works_and_resets_the_count(pending_clie
     assert (stored.failed_attempts, stored.locked_until) == (0, None)
 
 
-def test_after_the_lock_a_new_run_of_wrong_codes_starts_from_zero_after_a_success(full_2fa_client, user_with_2fa, clock):
+def test_after_the_lock_a_new_run_of_wrong_codes_starts_from_zero_after_a_success(
+    full_2fa_client, user_with_2fa, clock
+):
     guess_wrong(full_2fa_client, user_with_2fa, clock, 5)
     clock.tick(30)
     assert validate(full_2fa_client, code_for(user_with_2fa.otp_secret, clock)).status_code == 200
@@ -138,7 +141,19 @@ def test_the_delay_doubles_with_each_further_wrong_code_up_to_the_maximum(
 
 @pytest.mark.parametrize(
     "failures, seconds",
-    [(0, None), (1, None), (4, None), (5, 30), (6, 60), (7, 120), (8, 240), (11, 1920), (12, 3600), (13, 3600), (200, 3600)],
+    [
+        (0, None),
+        (1, None),
+        (4, None),
+        (5, 30),
+        (6, 60),
+        (7, 120),
+        (8, 240),
+        (11, 1920),
+        (12, 3600),
+        (13, 3600),
+        (200, 3600),
+    ],
 )
 def test_lock_seconds_by_number_of_consecutive_failures(failures, seconds):
     assert services.lock_seconds(failures) == seconds
@@ -195,13 +210,17 @@ def test_wrong_codes_from_different_sessions_add_up(user_with_2fa, clock):
     first, second = pending_login(user_with_2fa.email), pending_login(user_with_2fa.email)
     guess_wrong(first, user_with_2fa, clock, 3)
     guess_wrong(second, user_with_2fa, clock, 2)
-    assert_locked(validate(pending_login(user_with_2fa.email), code_for(user_with_2fa.otp_secret, clock)), retry_after=30)
+    assert_locked(
+        validate(pending_login(user_with_2fa.email), code_for(user_with_2fa.otp_secret, clock)), retry_after=30
+    )
 
 
 def test_a_new_login_does_not_lift_the_lock(pending_client, user_with_2fa, clock):
     guess_wrong(pending_client, user_with_2fa, clock, 5)
     clock.tick(10)
-    assert_locked(validate(pending_login(user_with_2fa.email), code_for(user_with_2fa.otp_secret, clock)), retry_after=20)
+    assert_locked(
+        validate(pending_login(user_with_2fa.email), code_for(user_with_2fa.otp_secret, clock)), retry_after=20
+    )
 
 
 def test_the_count_is_kept_in_the_database(pending_client, user_with_2fa, clock):
@@ -231,7 +250,9 @@ def test_counting_does_not_trust_a_stale_copy_of_the_account(user_with_2fa, cloc
 def test_the_lock_is_per_account(pending_client, user_with_2fa, other_user, clock):
     guess_wrong(pending_client, user_with_2fa, clock, 5)
     other_secret = totp.new_secret()
-    UserModel.objects.filter(pk=other_user.pk).update(otp_enabled=True, otp_verified=True, otp_secret=crypto.encrypt(other_secret))
+    UserModel.objects.filter(pk=other_user.pk).update(
+        otp_enabled=True, otp_verified=True, otp_secret=crypto.encrypt(other_secret)
+    )
     response = validate(pending_login(other_user.email), code_for(other_secret, clock))
     assert response.status_code == 200
 

@@ -1,5 +1,6 @@
 """POST /api/auth/login: the documented bodies, which accounts may log in, the session cookie it
 sets, and password hashes of earlier versions upgraded at login."""
+
 from importlib import import_module
 
 import pytest
@@ -20,8 +21,14 @@ def test_login_answers_200_with_status_and_exactly_the_user(api, user, clock):
     assert response.status_code == 200
     assert response.json() == {
         "status": "success",
-        "user": {"id": str(user.pk), "name": "Ann", "email": "ann@example.com", "otp_enabled": False, "otp_verified": False,
-                 "recovery_codes_left": 0},
+        "user": {
+            "id": str(user.pk),
+            "name": "Ann",
+            "email": "ann@example.com",
+            "otp_enabled": False,
+            "otp_verified": False,
+            "recovery_codes_left": 0,
+        },
     }
 
 

@@ -1,4 +1,5 @@
 """POST /api/auth/logout and GET /api/auth/me."""
+
 import pytest
 from django.conf import settings
 from rest_framework.test import APIClient
@@ -12,8 +13,14 @@ def test_me_returns_status_and_exactly_the_user(logged_in_client, user):
     assert response.status_code == 200
     assert response.json() == {
         "status": "success",
-        "user": {"id": str(user.pk), "name": "Ann", "email": "ann@example.com", "otp_enabled": False, "otp_verified": False,
-                 "recovery_codes_left": 0},
+        "user": {
+            "id": str(user.pk),
+            "name": "Ann",
+            "email": "ann@example.com",
+            "otp_enabled": False,
+            "otp_verified": False,
+            "recovery_codes_left": 0,
+        },
     }
 
 
@@ -22,7 +29,11 @@ def test_me_after_the_second_factor_shows_2fa_on_and_no_secret(full_2fa_client, 
 
     assert response.status_code == 200
     assert response.json()["user"] == {
-        "id": str(user_with_2fa.pk), "name": "Ann", "email": "ann@example.com", "otp_enabled": True, "otp_verified": True,
+        "id": str(user_with_2fa.pk),
+        "name": "Ann",
+        "email": "ann@example.com",
+        "otp_enabled": True,
+        "otp_verified": True,
         "recovery_codes_left": 0,
     }
     assert user_with_2fa.otp_secret not in response.content.decode()

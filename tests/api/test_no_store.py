@@ -1,5 +1,6 @@
 """No answer of the API may be kept by a browser's or a proxy's cache: those that carry a secret
 or codes least of all, and none other either (account data, errors)."""
+
 import pytest
 
 from tests.helpers import GENERATE, LOGIN, ME, RECOVERY_CODES, VERIFY, code_for

@@ -5,6 +5,7 @@ A state-changing request that a browser sends from a page of a foreign origin is
 front end (CORS_ALLOWED_ORIGINS, http://localhost:3000 by default), the API's own origin and
 clients without `Origin` are served, without any CSRF token.
 """
+
 import pytest
 from django.conf import settings
 from rest_framework.test import APIClient
@@ -63,6 +64,7 @@ def body_for(path: str, user, clock) -> dict:
 
 
 # --- A foreign origin is refused -----------------------------------------------------------------
+
 
 @pytest.mark.parametrize("path", POST_ENDPOINTS, ids=short)
 def test_foreign_origin_is_refused_with_full_session_and_changes_nothing(full_2fa_client, user_with_2fa, clock, path):
@@ -149,6 +151,7 @@ def test_cross_site_request_without_origin_is_refused(full_2fa_client, user_with
 
 # --- Trusted callers are served ------------------------------------------------------------------
 
+
 @pytest.mark.parametrize(
     "headers",
     [
@@ -221,6 +224,7 @@ def test_no_wildcard_cors(api, user, clock):
 
 # --- No CSRF token is needed ---------------------------------------------------------------------
 
+
 def test_react_app_works_without_csrf_token(db, clock):
     """The whole flow with Django's CSRF checks enforced, as the React app sends it: Origin of
     the front end, JSON, no X-CSRFToken / X-XSRF-TOKEN header, cookies kept by the client."""
@@ -229,7 +233,9 @@ def test_react_app_works_without_csrf_token(db, clock):
     def post(path, body):
         return app.post(path, body, format="json")
 
-    response = post(REGISTER, {"email": "ann@example.com", "name": "Ann", "password": PASSWORD, "passwordConfirm": PASSWORD})
+    response = post(
+        REGISTER, {"email": "ann@example.com", "name": "Ann", "password": PASSWORD, "passwordConfirm": PASSWORD}
+    )
     assert response.status_code == 201, response.content
     response = post(LOGIN, {"email": "ann@example.com", "password": PASSWORD})
     assert response.status_code == 200, response.content

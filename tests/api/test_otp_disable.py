@@ -1,4 +1,5 @@
 """POST /api/auth/otp/disable: switch 2FA off for the session's account."""
+
 from rest_framework.test import APIClient
 
 from otp_app.models import UserModel
@@ -105,7 +106,9 @@ def test_disable_long_after_the_second_factor_refuses_a_wrong_code(full_2fa_clie
     assert UserModel.objects.get(pk=user_with_2fa.pk).otp_enabled is True
 
 
-def test_disable_long_after_the_second_factor_works_with_a_current_code(full_2fa_client, user_with_2fa, clock, settings):
+def test_disable_long_after_the_second_factor_works_with_a_current_code(
+    full_2fa_client, user_with_2fa, clock, settings
+):
     clock.tick(settings.TWOFA_REAUTH_SECONDS + 1)
     response = disable(full_2fa_client, token=code_for(user_with_2fa.otp_secret, clock))
     assert response.status_code == 200

@@ -1,5 +1,6 @@
 """POST /api/auth/otp/generate: a new secret for the session's account, and enrolment that cannot
 lock a person out."""
+
 from urllib.parse import parse_qs, unquote, urlsplit
 
 import pytest

@@ -1,4 +1,5 @@
 """POST /api/auth/otp/validate: the second step of login."""
+
 import pytest
 from rest_framework.test import APIClient
 

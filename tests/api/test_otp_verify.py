@@ -1,4 +1,5 @@
 """POST /api/auth/otp/verify: a code of the generated secret switches 2FA on."""
+
 import pytest
 from rest_framework.test import APIClient
 

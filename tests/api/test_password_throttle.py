@@ -1,5 +1,6 @@
 """Wrong passwords are throttled per account and per client address: over the limit every login
 is 429 with Retry-After, refused before any password is hashed."""
+
 from types import SimpleNamespace
 from unittest import mock
 

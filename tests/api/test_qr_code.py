@@ -1,4 +1,5 @@
 """otp/generate's `qr_code`: an SVG data URI that a QR reader decodes back to `otpauth_url`."""
+
 import base64
 import re
 
@@ -23,14 +24,14 @@ def svg_to_pixels(svg: str, scale: int = 4) -> numpy.ndarray:
         elif command == "m":
             x, y = x + values[0], y + values[1]
         else:  # h: a dark run on row floor(y)
-            modules[int(y), int(x):int(x + values[0])] = 0
+            modules[int(y), int(x) : int(x + values[0])] = 0
             x += values[0]
     return numpy.kron(modules, numpy.ones((scale, scale), dtype=numpy.uint8))
 
 
 def decode(data_uri: str) -> str:
     assert data_uri.startswith(PREFIX)
-    svg = base64.b64decode(data_uri[len(PREFIX):]).decode()
+    svg = base64.b64decode(data_uri[len(PREFIX) :]).decode()
     assert svg.startswith("<svg")
     found = zxingcpp.read_barcodes(svg_to_pixels(svg))
     assert len(found) == 1

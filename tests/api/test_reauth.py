@@ -1,6 +1,7 @@
 """Re-authentication before turning 2FA off: otp/disable is accepted when this session proved
 the second factor within TWOFA_REAUTH_SECONDS (default 15 minutes), or with a current `token`
 in the body; otherwise 403 with a message that says to confirm with a code."""
+
 import pytest
 from rest_framework.test import APIClient
 
@@ -44,7 +45,9 @@ def test_disable_just_inside_the_window_needs_no_code(full_2fa_client, user_with
     assert disable(full_2fa_client).status_code == 200
 
 
-def test_disable_after_the_window_without_a_code_is_403_asking_for_a_code(full_2fa_client, user_with_2fa, clock, settings):
+def test_disable_after_the_window_without_a_code_is_403_asking_for_a_code(
+    full_2fa_client, user_with_2fa, clock, settings
+):
     clock.tick(settings.TWOFA_REAUTH_SECONDS + 1)
     assert_needs_a_code(disable(full_2fa_client), user_with_2fa)
 
@@ -107,9 +110,10 @@ def test_wrong_codes_at_disable_count_towards_the_lockout(full_2fa_client, user_
 def test_a_fresh_validate_opens_the_window_again(full_2fa_client, user_with_2fa, clock, settings):
     clock.tick(settings.TWOFA_REAUTH_SECONDS + 1)
     assert_needs_a_code(disable(full_2fa_client), user_with_2fa)
-    assert full_2fa_client.post(
-        VALIDATE, {"token": code_for(user_with_2fa.otp_secret, clock)}, format="json"
-    ).status_code == 200
+    assert (
+        full_2fa_client.post(VALIDATE, {"token": code_for(user_with_2fa.otp_secret, clock)}, format="json").status_code
+        == 200
+    )
 
     clock.tick(60)
     assert disable(full_2fa_client).status_code == 200

@@ -5,6 +5,7 @@ in this session within TWOFA_REAUTH_SECONDS, or a current code of the secret in 
 the secret being enrolled proves that secret only, never the person, so it does not renew the
 proof that otp/disable relies on.
 """
+
 from otp_app.models import UserModel
 from tests.helpers import DISABLE, VERIFY, code_for, generate, wrong_code
 

@@ -1,5 +1,6 @@
 """POST /api/auth/register: the documented success and failure bodies, email normalisation, the
 password validators, and how the password is stored."""
+
 import pytest
 
 from otp_app.models import UserModel

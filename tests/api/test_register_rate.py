@@ -1,5 +1,6 @@
 """The registration limit stops bulk sign-ups from one address without ever making a developer,
 or an office behind one address, wait an hour: 20 a minute by default."""
+
 import pytest
 from rest_framework.test import APIClient
 

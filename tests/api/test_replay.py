@@ -1,4 +1,5 @@
 """RFC 6238 §5.2: a code accepted once for an account is refused at any later request."""
+
 import pytest
 
 from otp_app import services, totp
@@ -69,7 +70,9 @@ def test_code_of_an_earlier_step_than_the_last_accepted_is_refused(enrolled, clo
 
 
 def test_code_of_the_current_step_is_refused_after_a_future_step_was_accepted(enrolled, clock):
-    assert validate(pending_login(enrolled.email), code_for(enrolled.otp_secret, clock, steps_ahead=1)).status_code == 200
+    assert (
+        validate(pending_login(enrolled.email), code_for(enrolled.otp_secret, clock, steps_ahead=1)).status_code == 200
+    )
     response = validate(pending_login(enrolled.email), code_for(enrolled.otp_secret, clock))
     assert response.status_code == 400
 

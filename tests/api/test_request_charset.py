@@ -7,6 +7,7 @@ middleware ran. Every other charset is refused before anything is decoded, on th
 (the admin's login form); the JSON parser decodes UTF-8 itself as well. A real server refuses
 them too: tests/e2e/test_request_charset.py.
 """
+
 import bz2
 import codecs
 import io
@@ -73,10 +74,14 @@ def test_json_body_in_utf8_is_accepted(user, clock, content_type):
 @pytest.mark.parametrize(
     "content_type, raw",
     [
-        pytest.param("application/x-www-form-urlencoded; charset=bz2",
-                     bz2.compress(b"username=a%40example.com&password=x"), id="bz2"),
-        pytest.param("application/x-www-form-urlencoded; charset=rot13", b"hfreanzr=n%40rknzcyr.pbz&cnffjbeq=k",
-                     id="rot13"),
+        pytest.param(
+            "application/x-www-form-urlencoded; charset=bz2",
+            bz2.compress(b"username=a%40example.com&password=x"),
+            id="bz2",
+        ),
+        pytest.param(
+            "application/x-www-form-urlencoded; charset=rot13", b"hfreanzr=n%40rknzcyr.pbz&cnffjbeq=k", id="rot13"
+        ),
     ],
 )
 def test_admin_login_form_in_another_charset_than_utf8_is_refused_with_415(db, content_type, raw):
@@ -124,10 +129,18 @@ async def call_asgi(path: str, query: str, content_type: str) -> tuple[int, byte
     from otp_project.asgi import application
 
     scope = {
-        "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "GET", "scheme": "http",
-        "path": path, "raw_path": path.encode(), "query_string": query.encode(), "root_path": "",
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "GET",
+        "scheme": "http",
+        "path": path,
+        "raw_path": path.encode(),
+        "query_string": query.encode(),
+        "root_path": "",
         "headers": [(b"host", b"localhost"), (b"content-type", content_type.encode())],
-        "client": ("127.0.0.1", 50000), "server": ("127.0.0.1", 8000),
+        "client": ("127.0.0.1", 50000),
+        "server": ("127.0.0.1", 8000),
     }
     server = ApplicationCommunicator(application, scope)
     await server.send_input({"type": "http.request", "body": b"", "more_body": False})

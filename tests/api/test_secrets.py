@@ -4,6 +4,7 @@ one otp/verify answer that switched 2FA on.
 
 One full flow drives every endpoint, successes and failures alike, and keeps every response.
 """
+
 import logging
 
 import pytest
@@ -201,7 +202,9 @@ def test_the_database_row_never_holds_the_base32_secret(logged_in_client, user, 
     secret = logged_in_client.post(API + "otp/generate", {}, format="json").json()["base32"]
     row = UserModel.objects.filter(pk=user.pk).values().get()
     assert not any(secret in str(value) for value in row.values())
-    assert logged_in_client.post(API + "otp/verify", {"token": code_for(secret, clock)}, format="json").status_code == 200
+    assert (
+        logged_in_client.post(API + "otp/verify", {"token": code_for(secret, clock)}, format="json").status_code == 200
+    )
     row = UserModel.objects.filter(pk=user.pk).values().get()
     assert not any(secret in str(value) for value in row.values())
 

@@ -1,5 +1,6 @@
 """Quiet logs: a Host header not in ALLOWED_HOSTS is one warning line without a traceback (a real
 server's log: tests/e2e/test_server_logs.py)."""
+
 import logging
 
 from rest_framework.test import APIClient

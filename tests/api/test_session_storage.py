@@ -4,6 +4,7 @@ The table keeps a hash of each key, never the key, so a read of it yields no ses
 ends SESSION_IDLE_SECONDS (30 minutes) after its last use or SESSION_COOKIE_AGE (12 hours) after
 its login, whichever comes first; a used session's row is refreshed at most once a minute.
 """
+
 import asyncio
 import importlib
 
@@ -46,7 +47,10 @@ def test_a_stored_key_used_as_a_cookie_opens_no_session(logged_in_client):
 
 def test_logout_and_key_rotation_leave_no_row_of_the_old_key(pending_client, user_with_2fa, clock):
     pending_key = cookie(pending_client)
-    assert pending_client.post(VALIDATE, {"token": code_for(user_with_2fa.otp_secret, clock)}, format="json").status_code == 200
+    assert (
+        pending_client.post(VALIDATE, {"token": code_for(user_with_2fa.otp_secret, clock)}, format="json").status_code
+        == 200
+    )
     full_key = cookie(pending_client)
     assert stored_keys() == [stored_key(full_key)]
 
@@ -117,7 +121,9 @@ def test_a_use_a_minute_after_the_last_refresh_writes_the_row_once(logged_in_cli
         assert logged_in_client.get(ME).status_code == 200
 
     table = Session._meta.db_table
-    assert [query["sql"].split()[0] for query in queries if table in query["sql"] and "UPDATE" in query["sql"]] == ["UPDATE"]
+    assert [query["sql"].split()[0] for query in queries if table in query["sql"] and "UPDATE" in query["sql"]] == [
+        "UPDATE"
+    ]
     assert not [query for query in again if "UPDATE" in query["sql"]]
 
 

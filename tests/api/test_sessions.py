@@ -1,5 +1,6 @@
 """Session states: a password alone gives a full session only without
 2FA; with 2FA it is pending until otp/validate, and pending opens nothing else."""
+
 from importlib import import_module
 
 import pytest

@@ -1,4 +1,5 @@
 """The whole flow as the React app drives it, through the API."""
+
 from otp_app.models import UserModel
 from tests.helpers import PASSWORD, code_for, login
 
@@ -22,7 +23,9 @@ def test_register_login_enrol_validate_disable(api, clock, db):
     secret = response.json()["base32"]
     assert f"secret={secret}" in response.json()["otpauth_url"]
 
-    response = api.post("/api/auth/otp/verify", {"user_id": user["id"], "token": code_for(secret, clock)}, format="json")
+    response = api.post(
+        "/api/auth/otp/verify", {"user_id": user["id"], "token": code_for(secret, clock)}, format="json"
+    )
     assert response.status_code == 200
     assert response.json()["otp_verified"] is True
     assert response.json()["user"]["otp_enabled"] is True
@@ -30,7 +33,9 @@ def test_register_login_enrol_validate_disable(api, clock, db):
     clock.tick(30)
     response = login(api, "ann@example.com")
     assert response.json()["user"]["otp_enabled"] is True
-    response = api.post("/api/auth/otp/validate", {"user_id": user["id"], "token": code_for(secret, clock)}, format="json")
+    response = api.post(
+        "/api/auth/otp/validate", {"user_id": user["id"], "token": code_for(secret, clock)}, format="json"
+    )
     assert response.status_code == 200
     assert response.json() == {"otp_valid": True}
 

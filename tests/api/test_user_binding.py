@@ -3,6 +3,7 @@
 user_id is optional on otp/generate, otp/verify, otp/validate and otp/disable; another account's
 id is a 403, a malformed one a 400, null is the same as leaving it out.
 """
+
 import uuid
 
 import pytest
@@ -27,7 +28,9 @@ def me(db, clock):
     account = make_user("me@example.com", "Me", otp_enabled=True, otp_verified=True, otp_secret=totp.new_secret())
     account.client = APIClient()
     login(account.client, account.email)
-    response = account.client.post("/api/auth/otp/validate", {"token": code_for(account.otp_secret, clock)}, format="json")
+    response = account.client.post(
+        "/api/auth/otp/validate", {"token": code_for(account.otp_secret, clock)}, format="json"
+    )
     assert response.status_code == 200
     clock.tick(30)  # the step just used is spent; the tests below use the new one
     account.pending = account.client.post("/api/auth/otp/generate", {}, format="json").json()["base32"]

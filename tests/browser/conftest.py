@@ -1,5 +1,6 @@
 """Fixtures of the browser tests: Chromium (its absence is found before any server starts), a fresh
 page, and the API where the React app expects it."""
+
 import pytest
 
 from tests.support.browser import chromium, fresh_page, require_chromium, require_free_ports

@@ -2,6 +2,7 @@
 WhiteNoise): a superuser made by `createsuperuser` logs in, finds a user by email and sees its
 2FA status; a superuser with 2FA on needs the authenticator code as well. The admin works under
 its Content-Security-Policy with nothing refused."""
+
 import subprocess
 import sys
 
@@ -26,7 +27,10 @@ def server(tmp_path_factory):
 def create_superuser(server: Server, email: str) -> None:
     subprocess.run(
         [sys.executable, "manage.py", "createsuperuser", "--noinput", "--email", email, "--name", "Admin"],
-        cwd=ROOT, env={**server.env, "DJANGO_SUPERUSER_PASSWORD": PASSWORD}, check=True, capture_output=True,
+        cwd=ROOT,
+        env={**server.env, "DJANGO_SUPERUSER_PASSWORD": PASSWORD},
+        check=True,
+        capture_output=True,
     )
 
 
@@ -113,7 +117,10 @@ def test_admin_works_under_its_content_security_policy_with_nothing_refused(page
     row = find_user(page, admin_email)
     row.locator(".field-email a").click()
     assert page.locator("#id_email").input_value() == admin_email
-    for path, title in [("otp_app/usermodel/add/", "Add user"), ("otp_app/securityevent/", "Select security event to view")]:
+    for path, title in [
+        ("otp_app/usermodel/add/", "Add user"),
+        ("otp_app/securityevent/", "Select security event to view"),
+    ]:
         response = page.goto(f"{server.url}/admin/{path}")
         assert response.headers["content-security-policy"] == ADMIN
         assert page.locator("h1").inner_text() == title

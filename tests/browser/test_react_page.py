@@ -7,6 +7,7 @@ JSON bodies, no trailing slash, no CSRF header, and shows `data.message` (else `
 on errors. The person's authenticator app is pyotp. The very same page served from another
 origin gets nothing done.
 """
+
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -163,8 +164,9 @@ def assert_user(user: dict, *, email: str, otp_enabled: bool) -> None:
 
 def enrol(app: App, email: str) -> tuple[str, str]:
     """register → login → generate → verify, checking each answer; (user_id, secret)."""
-    answer = app.call("auth/register", {"email": email, "name": "React", "password": PASSWORD,
-                                        "passwordConfirm": PASSWORD})
+    answer = app.call(
+        "auth/register", {"email": email, "name": "React", "password": PASSWORD, "passwordConfirm": PASSWORD}
+    )
     assert answer == {"status": 201, "data": {"status": "success", "message": "Registered successfully, please login"}}
 
     answer = app.call("auth/login", {"email": email, "password": PASSWORD})

@@ -5,6 +5,7 @@ browser request with the session cookie, which the origin rule lets through. ReD
 every endpoint. Both work under their Content-Security-Policy with nothing refused. The test also
 keeps the README's screenshot of Swagger UI (docs/swagger-ui.png).
 """
+
 import json
 
 import pytest

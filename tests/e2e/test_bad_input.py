@@ -1,5 +1,6 @@
 """Bad input over real HTTP, with bytes no test client would send: a clear 4xx JSON error, never
 a 500 or an HTML page (the same through the test client: tests/api/test_bad_input.py)."""
+
 import json
 import uuid
 
@@ -30,9 +31,16 @@ def assert_http_fail(response: requests.Response, status: int | None = None) -> 
     [
         pytest.param(b'{"email": "a@example.com", "password": "x"}', {}, 415, id="no-content-type"),
         pytest.param(b'{"email": "a\x00", "password": "x"}', {"Content-Type": "application/json"}, 400, id="raw-nul"),
-        pytest.param(b'{"email": "\xff\xfe", "password": "x"}', {"Content-Type": "application/json"}, 400, id="invalid-utf8"),
+        pytest.param(
+            b'{"email": "\xff\xfe", "password": "x"}', {"Content-Type": "application/json"}, 400, id="invalid-utf8"
+        ),
         pytest.param(b"[" * 5000, {"Content-Type": "application/json"}, 400, id="deep-nesting"),
-        pytest.param(b'{"email": "a@example.com", "password": "' + b"x" * (3 * 1024 * 1024) + b'"}', {"Content-Type": "application/json"}, 413, id="huge"),
+        pytest.param(
+            b'{"email": "a@example.com", "password": "' + b"x" * (3 * 1024 * 1024) + b'"}',
+            {"Content-Type": "application/json"},
+            413,
+            id="huge",
+        ),
         pytest.param(b"email=a&password=b", {"Content-Type": "application/x-www-form-urlencoded"}, 415, id="form"),
     ],
 )
@@ -60,7 +68,9 @@ def test_unknown_api_path_over_http_is_404_json(e2e_api, path):
 def test_register_over_http_with_bad_body_creates_no_account(e2e_api):
     email = f"bad-{uuid.uuid4().hex}@example.com"
     raw = json.dumps({"email": email, "name": "N", "password": PASSWORD, "passwordConfirm": "different"}).encode()
-    assert_http_fail(requests.post(e2e_api + "register", data=raw, headers={"Content-Type": "application/json"}, timeout=30), 400)
+    assert_http_fail(
+        requests.post(e2e_api + "register", data=raw, headers={"Content-Type": "application/json"}, timeout=30), 400
+    )
     response = requests.post(e2e_api + "login", json={"email": email, "password": PASSWORD}, timeout=30)
     assert_http_fail(response, 400)
     assert response.json()["message"] == "Incorrect email or password"

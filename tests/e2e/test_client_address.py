@@ -6,6 +6,7 @@ who is not the proxy counting for nothing.
 Clients at other addresses connect from other loopback addresses (127.0.0.2, 127.0.0.3): the
 server's limits are 3 registrations an hour and 3 failed logins per address.
 """
+
 import ipaddress
 import itertools
 
@@ -30,7 +31,9 @@ def no_proxy(tmp_path_factory):
 @pytest.fixture(scope="module")
 def behind_proxy(tmp_path_factory):
     """The README's proxy settings: nginx on this machine (127.0.0.1, trusted by default) sets X-Real-IP."""
-    with serving(tmp_path_factory.mktemp("server"), env={**LIMITS, "RATELIMIT_IP_META_KEY": "HTTP_X_REAL_IP"}) as server:
+    with serving(
+        tmp_path_factory.mktemp("server"), env={**LIMITS, "RATELIMIT_IP_META_KEY": "HTTP_X_REAL_IP"}
+    ) as server:
         yield server
 
 

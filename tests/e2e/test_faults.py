@@ -4,6 +4,7 @@ an unthrottled guess), and recovers by itself when they return.
 The database or Redis is taken away through a TCP proxy the test cuts and restores; the real
 services are untouched. These need the PostgreSQL and Redis of CI's machine.
 """
+
 import socket
 import time
 

@@ -5,6 +5,7 @@ one click, from a fresh account each time, and its tests must fail the run when 
 what it documents. newman is pinned in postman/package-lock.json; without Node.js these tests are
 skipped, except in CI, where they must run.
 """
+
 import json
 import shutil
 import subprocess
@@ -48,9 +49,24 @@ def newman() -> str:
 
 def run_newman(newman: str, base_url: str, report) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [newman, "run", str(COLLECTION), "--env-var", f"baseUrl={base_url}", "--color", "off",
-         "--reporters", "cli,json", "--reporter-json-export", str(report), "--timeout-request", "30000"],
-        capture_output=True, text=True, timeout=300,
+        [
+            newman,
+            "run",
+            str(COLLECTION),
+            "--env-var",
+            f"baseUrl={base_url}",
+            "--color",
+            "off",
+            "--reporters",
+            "cli,json",
+            "--reporter-json-export",
+            str(report),
+            "--timeout-request",
+            "30000",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
 
 

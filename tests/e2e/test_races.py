@@ -4,6 +4,7 @@ A real gunicorn server (2 processes x 8 threads, one SQLite file) gets many requ
 same moment; a barrier releases them together. Each test makes its own accounts (uuid4 emails),
 so tests do not share state. Codes are computed from real time with pyotp.
 """
+
 import random
 from concurrent.futures import ThreadPoolExecutor
 
@@ -38,7 +39,9 @@ def assert_no_server_error(responses) -> None:
 
 
 def register(api: str, email: str) -> requests.Response:
-    return requests.post(api + "register", json={"email": email, "name": "Racer", "password": PASSWORD}, timeout=TIMEOUT)
+    return requests.post(
+        api + "register", json={"email": email, "name": "Racer", "password": PASSWORD}, timeout=TIMEOUT
+    )
 
 
 def logged_in(api: str, email: str) -> requests.Session:
@@ -81,6 +84,7 @@ def letter_cases(email: str, count: int) -> list[str]:
 
 # --- Registration --------------------------------------------------------------------------------
 
+
 def test_concurrent_registrations_of_one_email_in_any_case_create_one_account(api):
     spellings = letter_cases(fresh_email("race-case"), 20)
     responses = race([lambda email=email: register(api, email) for email in spellings])
@@ -90,28 +94,39 @@ def test_concurrent_registrations_of_one_email_in_any_case_create_one_account(ap
         assert response.json() == (REGISTERED if response.status_code == 201 else EMAIL_TAKEN)
     # One account, reachable by every spelling.
     for email in (spellings[0], spellings[-1].upper()):
-        assert requests.post(api + "login", json={"email": email, "password": PASSWORD}, timeout=TIMEOUT).status_code == 200
+        assert (
+            requests.post(api + "login", json={"email": email, "password": PASSWORD}, timeout=TIMEOUT).status_code
+            == 200
+        )
 
 
 def test_concurrent_registrations_of_ten_emails_three_times_each_create_ten_accounts(api):
     emails = [fresh_email(f"race-mix{i}") for i in range(10)]
-    attempts = [email if n == 0 else email.upper() if n == 1 else email.capitalize() for email in emails for n in range(3)]
+    attempts = [
+        email if n == 0 else email.upper() if n == 1 else email.capitalize() for email in emails for n in range(3)
+    ]
     random.shuffle(attempts)
     responses = race([lambda email=email: register(api, email) for email in attempts])
     assert_no_server_error(responses)
     assert statuses(responses) == [201] * 10 + [409] * 20
-    created = {email.lower() for email, response in zip(attempts, responses, strict=True) if response.status_code == 201}
+    created = {
+        email.lower() for email, response in zip(attempts, responses, strict=True) if response.status_code == 201
+    }
     assert created == set(emails)
 
 
 # --- Single use of a code --------------------------------------------------------------------------
+
 
 def test_one_code_sent_by_twenty_pending_sessions_at_once_is_accepted_once(api):
     email, secret = enrolled_account(api)
     sessions = pending_sessions(api, email, 20)
     code = next_code(secret)
     responses = race(
-        [lambda session=session: session.post(api + "otp/validate", json={"token": code}, timeout=TIMEOUT) for session in sessions]
+        [
+            lambda session=session: session.post(api + "otp/validate", json={"token": code}, timeout=TIMEOUT)
+            for session in sessions
+        ]
     )
     assert_no_server_error(responses)
     codes = statuses(responses)
@@ -139,7 +154,10 @@ def test_concurrent_verify_of_one_code_in_one_session_succeeds_once(api, count):
         session.cookies.update(first.cookies)
     code = pyotp.TOTP(secret).now()
     responses = race(
-        [lambda session=session: session.post(api + "otp/verify", json={"token": code}, timeout=TIMEOUT) for session in sessions]
+        [
+            lambda session=session: session.post(api + "otp/verify", json={"token": code}, timeout=TIMEOUT)
+            for session in sessions
+        ]
     )
     assert_no_server_error(responses)
     codes = statuses(responses)
@@ -151,13 +169,17 @@ def test_concurrent_verify_of_one_code_in_one_session_succeeds_once(api, count):
 
 # --- Guessing is bounded ---------------------------------------------------------------------------
 
+
 def test_thirty_concurrent_wrong_codes_get_at_most_the_threshold_of_answers(api):
     threshold = settings.TWOFA_LOCKOUT_THRESHOLD
     email, secret = enrolled_account(api)
     sessions = pending_sessions(api, email, 30)
     guess = wrong_code_now(secret)
     responses = race(
-        [lambda session=session: session.post(api + "otp/validate", json={"token": guess}, timeout=TIMEOUT) for session in sessions]
+        [
+            lambda session=session: session.post(api + "otp/validate", json={"token": guess}, timeout=TIMEOUT)
+            for session in sessions
+        ]
     )
     assert_no_server_error(responses)
     codes = statuses(responses)

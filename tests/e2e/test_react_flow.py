@@ -5,6 +5,7 @@ CSRF header, no trailing slash; the cookie jar of a requests.Session plays the b
 (`withCredentials: true`). Each answer must have its documented shape and the CORS
 headers that let the app read it. The same requests from a foreign origin are refused.
 """
+
 import json
 import uuid
 
@@ -91,7 +92,9 @@ def test_react_app_journey_register_login_enrol_validate_disable(api):
         assert "POST" in response.headers["Access-Control-Allow-Methods"]
         assert "content-type" in response.headers["Access-Control-Allow-Headers"].lower()
 
-    response = app.post("register", {"email": email, "name": "React User", "password": PASSWORD, "passwordConfirm": PASSWORD})
+    response = app.post(
+        "register", {"email": email, "name": "React User", "password": PASSWORD, "passwordConfirm": PASSWORD}
+    )
     assert response.status_code == 201, response.text
     assert response.json() == {"status": "success", "message": "Registered successfully, please login"}
     assert_cors(response)
@@ -193,7 +196,9 @@ def assert_refused(response: requests.Response) -> None:
     [
         pytest.param("login", lambda email, secret, user_id: {"email": email, "password": PASSWORD}, id="login"),
         pytest.param("logout", lambda email, secret, user_id: {}, id="logout"),
-        pytest.param("otp/generate", lambda email, secret, user_id: {"user_id": user_id, "email": email}, id="generate"),
+        pytest.param(
+            "otp/generate", lambda email, secret, user_id: {"user_id": user_id, "email": email}, id="generate"
+        ),
         pytest.param(
             "otp/verify",
             lambda email, secret, user_id: {"user_id": user_id, "token": next_code(secret)},

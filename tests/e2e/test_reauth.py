@@ -1,6 +1,7 @@
 """The re-authentication rule over real HTTP, on a server where no proof is ever recent
 (TWOFA_REAUTH_SECONDS=0), as for a session left unattended or a stolen cookie: the second factor
 can be neither replaced nor removed without a current code of the secret in force."""
+
 import pytest
 
 from tests.helpers import wrong_code_now

@@ -5,6 +5,7 @@ pending logins of one account, released together by a barrier. The code is consu
 conditional UPDATE in the database, so exactly one login completes; the others get 400 (code
 used) or 429 (their failures locked the account), never a 5xx.
 """
+
 import pyotp
 import pytest
 import requests
@@ -33,8 +34,10 @@ def enrolled_with_codes(base_url: str) -> tuple[Account, list[str]]:
 def validate_at_once(account: Account, sessions: list[requests.Session], tokens: list[str]) -> list[requests.Response]:
     """Each session posts its token to otp/validate; all are released at the same moment."""
     return race(
-        [lambda session=session, token=token: account.post("otp/validate", {"token": token}, http=session)
-         for session, token in zip(sessions, tokens, strict=True)],
+        [
+            lambda session=session, token=token: account.post("otp/validate", {"token": token}, http=session)
+            for session, token in zip(sessions, tokens, strict=True)
+        ],
         timeout=TIMEOUT,
     )
 

@@ -1,6 +1,7 @@
 """Requests are UTF-8, over real HTTP: a body that `charset=bz2` would decompress to 64 MiB, and a
 query string with `charset=rot13`, are 415 JSON answers from gunicorn too (the rule, and the
 same through the test client: tests/api/test_request_charset.py)."""
+
 import bz2
 
 import pytest
@@ -23,8 +24,13 @@ def bz2_bomb(*, head: bytes, tail: bytes, mebibytes: int) -> bytes:
     "path, content_type, head, tail",
     [
         pytest.param(LOGIN, "application/json", b'{"email": "a@example.com", "password": "', b'"}', id="api-login"),
-        pytest.param("/admin/login/", "application/x-www-form-urlencoded", b"username=a%40example.com&password=", b"",
-                     id="admin-login"),
+        pytest.param(
+            "/admin/login/",
+            "application/x-www-form-urlencoded",
+            b"username=a%40example.com&password=",
+            b"",
+            id="admin-login",
+        ),
     ],
 )
 def test_compressed_body_with_charset_bz2_is_refused_over_http(live_server_url, path, content_type, head, tail):

@@ -1,4 +1,5 @@
 """Concurrency against gunicorn with several workers (on SQLite or PostgreSQL, as the run is)."""
+
 import random
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
@@ -37,7 +38,9 @@ def test_200_concurrent_registrations_keep_every_account_and_refuse_every_duplic
     assert accepted == set(emails)
     # Every accepted account is really stored: each can log in.
     with ThreadPoolExecutor(max_workers=8) as pool:
-        logins = list(pool.map(lambda email: Account(live_server_url, email).login().status_code, sorted(accepted)[:20]))
+        logins = list(
+            pool.map(lambda email: Account(live_server_url, email).login().status_code, sorted(accepted)[:20])
+        )
     assert logins == [200] * 20
 
 

@@ -3,6 +3,7 @@
 On the SQLite run they share the SQLite file and its cache table; on the PostgreSQL run, the
 PostgreSQL database and Redis.
 """
+
 import pytest
 import requests
 

@@ -1,5 +1,6 @@
 """The OpenAPI schema tells the truth: a schema-driven fuzzer (schemathesis) finds no server error
 and no answer that breaks it on a real server, with and without a session."""
+
 import subprocess
 import sys
 from pathlib import Path
@@ -16,11 +17,23 @@ CHECKS = "not_a_server_error,status_code_conformance,content_type_conformance,re
 def fuzz(url: str, *extra: str) -> subprocess.CompletedProcess:
     schemathesis = Path(sys.executable).with_name("schemathesis")
     return subprocess.run(
-        [str(schemathesis), "run", url + "/swagger.json", "--checks", CHECKS,
-         # One worker: hypothesis describing strategies from several threads at once can trip
-         # CPython 3.11's AST recursion check ("AST constructor recursion depth mismatch").
-         "--max-examples", "25", "--workers", "1", *extra],
-        capture_output=True, text=True, timeout=600,
+        [
+            str(schemathesis),
+            "run",
+            url + "/swagger.json",
+            "--checks",
+            CHECKS,
+            # One worker: hypothesis describing strategies from several threads at once can trip
+            # CPython 3.11's AST recursion check ("AST constructor recursion depth mismatch").
+            "--max-examples",
+            "25",
+            "--workers",
+            "1",
+            *extra,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
     )
 
 

@@ -1,6 +1,7 @@
 """A real server's log (gunicorn, the service's handlers): quiet, without secrets, unforgeable. A
 Host header not in ALLOWED_HOSTS is one warning line without a traceback, the access log writes no
 query string, and a newline a client sends cannot start a line of its own."""
+
 from urllib.parse import quote
 
 import pytest

@@ -9,6 +9,7 @@ fall between them varies from run to run, and a worker left with a free thread a
 attacker just opens more.) SLOW_CLIENTS connections, more than its threads, send a byte every
 half second for TRICKLE_SECONDS at most.
 """
+
 import contextlib
 import socket
 import threading
@@ -150,7 +151,9 @@ def test_gunicorn_refuses_requests_larger_than_the_api_needs(server, request_of_
 
 def test_through_nginx_a_body_over_the_limit_is_413_in_the_apis_envelope(nginx):
     body = '{"email": "' + "a" * 16 * 1024 + '"}'
-    response = requests.post(nginx.url + "/api/auth/login", data=body, headers={"Content-Type": "application/json"}, timeout=30)
+    response = requests.post(
+        nginx.url + "/api/auth/login", data=body, headers={"Content-Type": "application/json"}, timeout=30
+    )
     assert response.status_code == 413
     assert response.json() == {"status": "fail", "message": "Request body is too large"}
 

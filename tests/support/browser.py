@@ -4,6 +4,7 @@ Playwright cannot download its own browser here, so it launches /usr/bin/chromiu
 it the browser tests are skipped, except in CI (`CI` set), where they must run. The fixtures
 that use this are in tests/browser/conftest.py.
 """
+
 import contextlib
 import socket
 from pathlib import Path

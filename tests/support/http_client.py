@@ -1,5 +1,6 @@
 """The API over real HTTP, for end-to-end tests: an account, its session, its second factor;
 clients from other addresses; requests released at the same moment."""
+
 import threading
 import uuid
 from concurrent.futures import ThreadPoolExecutor

@@ -1,5 +1,6 @@
 """Debian's nginx in front of a test server, run from docs/nginx.conf: the file the README shows,
 with the test's ports in place of its 80 and 8000."""
+
 import os
 import shutil
 import socket
@@ -48,8 +49,15 @@ class Nginx:
 
     def start(self) -> "Nginx":
         command = [
-            NGINX, "-p", str(self.workdir), "-c", str(self.workdir / "nginx.conf"),
-            "-e", str(self.workdir / "error.log"), "-g", "daemon off;",
+            NGINX,
+            "-p",
+            str(self.workdir),
+            "-c",
+            str(self.workdir / "nginx.conf"),
+            "-e",
+            str(self.workdir / "error.log"),
+            "-g",
+            "daemon off;",
         ]
         self.process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + 10

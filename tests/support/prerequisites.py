@@ -4,6 +4,7 @@ Without one, its tests are skipped on a developer's machine and fail in CI (`CI`
 installs everything (.ci/run). The end of a run lists what was skipped and how to get it
 (`pytest_terminal_summary` in tests/conftest.py).
 """
+
 import os
 from dataclasses import dataclass
 from typing import NoReturn

@@ -1,4 +1,5 @@
 """A real server process for end-to-end tests: gunicorn, production settings, its own SQLite file."""
+
 import base64
 import contextlib
 import hashlib
@@ -62,8 +63,16 @@ def server_redis_url() -> str | None:
 class Server:
     """gunicorn serving the project on 127.0.0.1, started and stopped by a fixture."""
 
-    def __init__(self, workdir: Path, *, workers: int = 2, threads: int = 8, env: dict | None = None,
-                 database_url: str | None = None, port: int | None = None):
+    def __init__(
+        self,
+        workdir: Path,
+        *,
+        workers: int = 2,
+        threads: int = 8,
+        env: dict | None = None,
+        database_url: str | None = None,
+        port: int | None = None,
+    ):
         # `port`: a fixed port (say 8000, where a front end expects the API); else a free one.
         self.fixed_port = port is not None
         self.port = port if port is not None else free_port()
@@ -95,8 +104,18 @@ class Server:
             "REDIS_KEY_PREFIX", "otp-" + hashlib.sha256(self.env["DATABASE_URL"].encode()).hexdigest()[:12]
         )
         self.command = [
-            sys.executable, "-m", "gunicorn", "--config", str(ROOT / "gunicorn.conf.py"), "otp_project.wsgi",
-            "--bind", f"127.0.0.1:{self.port}", "--workers", str(workers), "--threads", str(threads),
+            sys.executable,
+            "-m",
+            "gunicorn",
+            "--config",
+            str(ROOT / "gunicorn.conf.py"),
+            "otp_project.wsgi",
+            "--bind",
+            f"127.0.0.1:{self.port}",
+            "--workers",
+            str(workers),
+            "--threads",
+            str(threads),
         ]
         self.process = None
 

@@ -1,5 +1,6 @@
 """A TCP forwarder that a test can cut and restore, to take a database or Redis away from a
 server process and give it back, without touching the real service."""
+
 import socket
 import threading
 

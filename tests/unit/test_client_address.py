@@ -1,6 +1,7 @@
 """The client's address, as every limit and the audit trail read it: the connection's address,
 unless a trusted proxy sends the configured header; headers from anyone else count for nothing,
 and a missing or malformed header falls back to the connection, never to an error."""
+
 import pytest
 from django.test import RequestFactory
 
@@ -49,8 +50,17 @@ def test_with_no_proxy_configured_only_the_connection_counts(settings, remote_ad
         ("2001:db8::9", CLIENT, "2001:db8::9"),
     ],
     ids=[
-        "from-proxy", "from-proxy-ipv6", "from-proxy-ipv4-mapped", "missing", "empty", "malformed",
-        "with-port", "out-of-range", "ipv6-normalised", "untrusted-sender", "untrusted-ipv6-sender",
+        "from-proxy",
+        "from-proxy-ipv6",
+        "from-proxy-ipv4-mapped",
+        "missing",
+        "empty",
+        "malformed",
+        "with-port",
+        "out-of-range",
+        "ipv6-normalised",
+        "untrusted-sender",
+        "untrusted-ipv6-sender",
     ],
 )
 def test_behind_a_proxy_its_header_counts_only_when_it_comes_from_the_proxy(settings, remote_addr, x_real_ip, expected):
@@ -74,8 +84,15 @@ def test_behind_a_proxy_its_header_counts_only_when_it_comes_from_the_proxy(sett
         (ELSEWHERE, f"{CLIENT}, 10.1.2.3", ELSEWHERE),
     ],
     ids=[
-        "one-hop", "client-written-left-part", "garbage-left-part", "two-proxies", "no-spaces",
-        "malformed-where-a-proxy-wrote", "only-proxies", "ipv6-client", "untrusted-sender",
+        "one-hop",
+        "client-written-left-part",
+        "garbage-left-part",
+        "two-proxies",
+        "no-spaces",
+        "malformed-where-a-proxy-wrote",
+        "only-proxies",
+        "ipv6-client",
+        "untrusted-sender",
         "untrusted-sender-naming-a-proxy",
     ],
 )

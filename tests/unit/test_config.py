@@ -1,5 +1,6 @@
 """Configuration from the environment: development needs nothing, production refuses unsafe
 settings, and the documented production settings pass Django's deployment checks."""
+
 import pytest
 
 from tests.helpers import PRODUCTION, manage
@@ -28,10 +29,7 @@ def test_development_needs_no_variable_at_all():
 
 
 def test_redis_url_moves_the_cache_and_sessions_to_redis():
-    script = (
-        "from django.conf import settings as s;"
-        "print(s.CACHES['default']['BACKEND'], s.SESSION_ENGINE)"
-    )
+    script = "from django.conf import settings as s;print(s.CACHES['default']['BACKEND'], s.SESSION_ENGINE)"
     result = manage("shell", "-c", script, REDIS_URL="redis://127.0.0.1:6379/3")
     assert result.returncode == 0, result.stderr
     assert "django.core.cache.backends.redis.RedisCache otp_app.session_backends.db" in result.stdout

@@ -1,6 +1,7 @@
 """Log lines a client cannot forge: every message is written on one line, control characters
 escaped, by the service's handlers and by gunicorn's error and access logs; tracebacks stay as
 they are. A real server's log: tests/e2e/test_server_logs.py."""
+
 import logging
 import sys
 

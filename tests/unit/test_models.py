@@ -1,5 +1,6 @@
 """UserModel: one account per email in any letter case (kept by the database), the
 createsuperuser command, and how passwords are hashed (upgraded at login: tests/api/test_login.py)."""
+
 import pytest
 from django.core.exceptions import FieldDoesNotExist
 from django.core.management import CommandError, call_command
@@ -58,7 +59,11 @@ def test_createsuperuser_runs_non_interactively_with_email_and_name(db, monkeypa
 
     root = UserModel.objects.get()
     assert (root.email, root.name, root.is_staff, root.is_superuser, root.is_active) == (
-        "root@example.com", "Root", True, True, True,
+        "root@example.com",
+        "Root",
+        True,
+        True,
+        True,
     )
     assert root.check_password(PASSWORD)
     assert root.password.startswith("argon2$argon2id$")

@@ -1,4 +1,5 @@
 """rows.py: the hot path's plain SQL reads and writes give exactly what the ORM gives."""
+
 import uuid
 from datetime import UTC, datetime, timedelta
 
@@ -15,8 +16,12 @@ FIELDS = [field.attname for field in UserModel._meta.concrete_fields]
 @pytest.fixture
 def locked_user(db):
     return make_user(
-        otp_enabled=True, otp_verified=True, otp_secret="JBSWY3DPEHPK3PXP", failed_attempts=6,
-        last_accepted_step=59_999_999, locked_until=datetime(2027, 1, 1, 12, 30, 15, 250_000, tzinfo=UTC),
+        otp_enabled=True,
+        otp_verified=True,
+        otp_secret="JBSWY3DPEHPK3PXP",
+        failed_attempts=6,
+        last_accepted_step=59_999_999,
+        locked_until=datetime(2027, 1, 1, 12, 30, 15, 250_000, tzinfo=UTC),
     )
 
 
@@ -75,7 +80,9 @@ def test_update_of_a_malformed_id_changes_nothing(locked_user):
 def test_add_inserts_a_new_row_and_reads_its_automatic_key_back(locked_user):
     from otp_app.models import SecurityEvent
 
-    first = SecurityEvent(kind="login_failed", user=locked_user, email="x@example.com", client_address="2001:db8::1", detail={"n": 1})
+    first = SecurityEvent(
+        kind="login_failed", user=locked_user, email="x@example.com", client_address="2001:db8::1", detail={"n": 1}
+    )
     second = SecurityEvent(kind="registered", email="y@example.com")
     rows.add(first)
     rows.add(second)
@@ -83,7 +90,11 @@ def test_add_inserts_a_new_row_and_reads_its_automatic_key_back(locked_user):
     assert first._state.adding is False
     stored = SecurityEvent.objects.get(pk=first.pk)
     assert (stored.kind, stored.user_id, stored.email, stored.client_address, stored.detail) == (
-        "login_failed", locked_user.pk, "x@example.com", "2001:db8::1", {"n": 1},
+        "login_failed",
+        locked_user.pk,
+        "x@example.com",
+        "2001:db8::1",
+        {"n": 1},
     )
     assert stored.created_at == first.created_at
     assert SecurityEvent.objects.get(pk=second.pk).user_id is None

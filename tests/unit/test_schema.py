@@ -1,5 +1,6 @@
 """The OpenAPI schema is valid Swagger 2.0 (that a real server keeps to it: tests/e2e/test_schema_fuzzing.py;
 what it documents: tests/api/test_docs.py)."""
+
 from django.urls import include, path
 from drf_yasg import openapi
 from drf_yasg.codecs import OpenAPICodecJson

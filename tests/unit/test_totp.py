@@ -1,4 +1,5 @@
 """otp_app/totp.py on its own: RFC 6238 codes, the drift window, what a typed code may look like."""
+
 import base64
 from urllib.parse import parse_qs, unquote, urlsplit
 

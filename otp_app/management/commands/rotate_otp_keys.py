@@ -3,6 +3,7 @@
 Put the new key first, keep the old ones after it, run this, then drop the old keys. Batches
 commit one by one: interrupt it whenever, and run it again; what is done is skipped.
 """
+
 from django.core.management.base import BaseCommand
 from django.db import transaction
 from django.db.models import Q
@@ -43,9 +44,7 @@ class Command(BaseCommand):
     @staticmethod
     def _rotate(pk, stored: dict) -> int:
         changes = {
-            field: crypto.reencrypt(token)
-            for field, token in stored.items()
-            if token and not crypto.is_current(token)
+            field: crypto.reencrypt(token) for field, token in stored.items() if token and not crypto.is_current(token)
         }
         if not changes:
             return 0
