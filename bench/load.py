@@ -29,8 +29,9 @@ import pyotp
 PASSWORD = "bench: correct horse battery staple"
 STEP = 30
 REQUEST_TIMEOUT = 60.0
-# gunicorn closes a kept-alive connection after `keepalive` (5 s) idle: reconnect before that.
-IDLE_RECONNECT = 3.0
+# gunicorn closes a kept-alive connection after `keepalive` (2 s, gunicorn.conf.py) idle: reconnect
+# well before that, or a request sent as the server closes is lost.
+IDLE_RECONNECT = 1.0
 # A measured connection is closed and opened again after this many requests or seconds,
 # whichever comes first. With connections kept for a whole run, the kernel may hand most of
 # them to one worker (whichever accepts first), which then serves them with its 4 threads on one
