@@ -1,5 +1,5 @@
 """The rows the hot path reads (a session with its account, an account) and writes (a wrong
-code's count, a session, last_login, a security event), each with one plain SQL statement.
+code's count, last_login, a security event), each with one plain SQL statement.
 
 Django compiles each queryset to SQL anew, which costs several times what these indexed lookups
 take the database; the statements here are built once per model, conditions and database, and
@@ -161,17 +161,6 @@ def _insert(model, connection, names: tuple[str, ...]):
     fields = [model._meta.get_field(name) for name in names]
     columns = ", ".join(quote(field.column) for field in fields)
     return f"INSERT INTO {quote(model._meta.db_table)} ({columns}) VALUES ({', '.join(['%s'] * len(fields))})", fields
-
-
-def insert(model: type[models.Model], values: dict) -> None:
-    """One row of `model` with these values (every column without a default), as one plain
-    INSERT; IntegrityError as the ORM raises it. No primary key is read back."""
-    alias = router.db_for_write(model)
-    connection = connections[alias]
-    sql, fields = _insert(model, connection, tuple(values))
-    params = [field.get_db_prep_save(value, connection) for field, value in zip(fields, values.values(), strict=True)]
-    with _savepoint(connection, alias), connection.cursor() as cursor:
-        cursor.execute(sql, params)
 
 
 def add(instance: models.Model) -> None:

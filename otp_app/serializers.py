@@ -1,4 +1,4 @@
-"""Request validation and response shapes of CONTRACT.md part 1; no business rules."""
+"""Request validation and response shapes of the API; no business rules."""
 
 import functools
 

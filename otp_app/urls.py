@@ -14,7 +14,7 @@ ENDPOINTS = [
     ("otp/recovery-codes", views.RecoveryCodesView, "otp-recovery-codes"),
 ]
 
-# The documented paths, as CONTRACT.md spells them: no trailing slash.
+# The documented paths have no trailing slash.
 documented = [path(route, view.as_view(), name=name) for route, view, name in ENDPOINTS]
 
 # A trailing slash is forgiven rather than redirected: a redirected POST would lose its body.

@@ -100,15 +100,6 @@ def test_add_inserts_a_new_row_and_reads_its_automatic_key_back(locked_user):
     assert SecurityEvent.objects.get(pk=second.pk).user_id is None
 
 
-def test_insert_of_a_taken_key_raises_integrity_error(db):
-    from django.db import IntegrityError
-
-    rows.insert(Session, {"session_key": "k" * 32, "session_data": "x", "expire_date": django_timezone.now()})
-    with pytest.raises(IntegrityError):
-        rows.insert(Session, {"session_key": "k" * 32, "session_data": "y", "expire_date": django_timezone.now()})
-    assert Session.objects.get(session_key="k" * 32).session_data == "x"
-
-
 def test_a_value_of_the_wrong_type_raises_instead_of_reading_as_no_row(locked_user):
     # A malformed id is a client's mistake (no row); a list for a number is the caller's bug.
     with pytest.raises(TypeError):
