@@ -1,14 +1,6 @@
-"""Floors: the cheapest requests this stack can answer, to measure the API against.
-
-Each is served by the same gunicorn workers, middleware and database as the API, so the
-difference between an endpoint and its floor is what the endpoint's own code costs:
-- raw WSGI: a JSON constant, before Django (what gunicorn and HTTP cost; bench/wsgi.py);
-- a bare DRF APIView returning a constant (Django's middleware and DRF, no database);
-- a DRF APIView reading one row by primary key (the same plus one indexed query);
-- the same behind a session (the API's own session authentication and full-session rule);
-- one password check with the configured hasher behind a bare APIView (the hasher's cost in
-  the server, next to its cost alone measured by bench/inprocess.py).
-"""
+"""The floor views: the cheapest requests this stack answers, served by the same workers,
+middleware and database as the API, so an endpoint's distance from its floor is what its own
+code costs (the raw WSGI floor is in bench/wsgi.py)."""
 
 import uuid
 from functools import lru_cache
@@ -25,6 +17,8 @@ PASSWORD = "bench: correct horse battery staple"
 
 
 class Constant(APIView):
+    """Django's middleware and DRF, no database."""
+
     authentication_classes = []
     permission_classes = []
 
@@ -42,6 +36,8 @@ def _read_row(request) -> dict:
 
 
 class OneRow(APIView):
+    """The same plus one indexed query, through the ORM."""
+
     authentication_classes = []
     permission_classes = []
 
@@ -63,6 +59,9 @@ def _stored_hash() -> str:
 
 
 class PasswordHashOnly(APIView):
+    """One password check with the configured hasher: the hasher's cost inside the server, next
+    to its cost alone (bench/inprocess.py)."""
+
     authentication_classes = []
     permission_classes = []
 

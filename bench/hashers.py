@@ -1,11 +1,5 @@
-"""The comparison configuration: a login that hashes twice with PBKDF2-SHA256 at 390,000 iterations.
-
-This is what many Django services still run: PBKDF2 at Django 4.2's iteration count, and a
-stored hash that is re-encoded at every login (`must_update` always true, as when the stored
-parameters never match the preferred ones), so each login verifies (one hash) and re-hashes and
-saves the password (a second hash and an UPDATE). Served by a separate server started with
-BENCH_PASSWORD_HASHER=pbkdf2-twice; the API code is the same.
-"""
+"""The comparison hasher of server P: PBKDF2-SHA256 at 390,000 iterations (Django 4.2's count),
+re-hashing at every login, so that each login hashes twice, as many Django services still do."""
 
 from django.contrib.auth.hashers import PBKDF2PasswordHasher
 
@@ -14,4 +8,6 @@ class PBKDF2TwiceHasher(PBKDF2PasswordHasher):
     iterations = 390_000
 
     def must_update(self, encoded):
+        # As when the stored parameters never match the preferred ones: every login verifies
+        # (one hash), then re-encodes and saves the password (a second hash and an UPDATE).
         return True

@@ -1,12 +1,6 @@
-"""What each endpoint does per request, and what the password hasher costs alone.
-
-Run by bench/run.py as a subprocess with its own fresh database (DATABASE_URL) and the same
-settings as the benchmark's servers (bench.settings, DEBUG off). Through Django's test client it
-calls every endpoint once and counts SQL queries (CaptureQueriesContext), password hashes
-(every hasher's encode/verify/harden_runtime, counted once per outer call) and, with Redis,
-cache commands. Then it times the configured hasher and the PBKDF2 comparison in a loop.
-Prints one JSON document on stdout.
-"""
+"""Per endpoint, the SQL queries, password hashes and Redis commands of one call through Django's
+test client, and the password hasher's cost alone. Run by bench/run.py on its own database with
+the servers' settings; prints one JSON document."""
 
 import json
 import os
@@ -27,6 +21,8 @@ from django.core.management import call_command  # noqa: E402
 from django.db import connection  # noqa: E402
 from django.test import Client  # noqa: E402
 from django.test.utils import CaptureQueriesContext  # noqa: E402
+
+from otp_app.models import UserModel  # noqa: E402
 
 PASSWORD = "bench: correct horse battery staple"
 STEP = 30
@@ -173,44 +169,31 @@ def main() -> dict:
         400,
     )
 
+    def post(client, path, body=None):
+        """An unmeasured request: setting the scene for a measured one."""
+        return client.post(api + path, json.dumps(body or {}), content_type="application/json")
+
+    def logged_in(name):
+        """A client logged in to a new account without 2FA (a full session)."""
+        email = f"{name.lower()}@example.com"
+        someone = client()
+        post(someone, "register", {"email": email, "name": name, "password": PASSWORD})
+        post(someone, "login", {"email": email, "password": PASSWORD})
+        return someone, email
+
     # A locked account: wrong codes until 429, then one more attempt.
-    bob = client()
-    bob.post(
-        api + "register",
-        json.dumps({"email": "bob@example.com", "name": "Bob", "password": PASSWORD}),
-        content_type="application/json",
-    )
-    bob.post(
-        api + "login", json.dumps({"email": "bob@example.com", "password": PASSWORD}), content_type="application/json"
-    )
-    bob_secret = bob.post(api + "otp/generate", "{}", content_type="application/json").json()["base32"]
-    bob.post(api + "otp/verify", json.dumps({"token": code(bob_secret, step)}), content_type="application/json")
-    bob.post(api + "logout", "{}", content_type="application/json")
-    bob.post(
-        api + "login", json.dumps({"email": "bob@example.com", "password": PASSWORD}), content_type="application/json"
-    )
+    bob, bob_email = logged_in("Bob")
+    bob_secret = post(bob, "otp/generate").json()["base32"]
+    post(bob, "otp/verify", {"token": code(bob_secret, step)})
+    post(bob, "logout")
+    post(bob, "login", {"email": bob_email, "password": PASSWORD})
     for _ in range(30):
-        if (
-            bob.post(
-                api + "otp/validate", json.dumps({"token": wrong(bob_secret)}), content_type="application/json"
-            ).status_code
-            == 429
-        ):
+        if post(bob, "otp/validate", {"token": wrong(bob_secret)}).status_code == 429:
             break
     measure("otp/validate while locked", bob, "POST", api + "otp/validate", {"token": wrong(bob_secret)}, 429)
 
     # Floors.
-    from otp_app.models import UserModel
-
-    carol = client()
-    carol.post(
-        api + "register",
-        json.dumps({"email": "carol@example.com", "name": "Carol", "password": PASSWORD}),
-        content_type="application/json",
-    )
-    carol.post(
-        api + "login", json.dumps({"email": "carol@example.com", "password": PASSWORD}), content_type="application/json"
-    )
+    carol, _ = logged_in("Carol")
     row_id = str(UserModel.objects.get(email="ann@example.com").pk)
     measure("floor: bare APIView", client(), "GET", "/bench/constant", expect=200)
     measure("floor: one row", client(), "GET", f"/bench/row?id={row_id}", expect=200)

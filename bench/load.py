@@ -1,19 +1,6 @@
-"""The load generator: a separate process that drives the API over keep-alive HTTP/1.1.
-
-asyncio with a minimal HTTP/1.1 client (no dependency, little client CPU per request), one
-connection per simulated client, each with its own session cookie. It talks to bench/run.py in
-JSON lines: a command on stdin, events on stdout.
-
-    {"cmd": "prep", "base": URL, "group": NAME, "kind": "2fa"|"plain", "count": N}
-        -> {"event": "prepared", ...}          accounts created through the API
-    {"cmd": "run", "scenario": NAME, "base": URL, "duration": S, "concurrency": C, ...}
-        -> {"event": "ready"}                  setup done (pending sessions, locks): not measured
-    {"cmd": "go"}
-        -> {"event": "done", ...}              latencies, statuses, elapsed; nothing in flight
-    {"cmd": "quit"}
-
-Only 127.0.0.1 is ever contacted; every loop is bounded by its duration or count.
-"""
+"""The load process: drives the API over keep-alive HTTP/1.1 from outside the servers, with one
+connection and session cookie per simulated client, as bench/run.py commands it (see `serve`).
+Only 127.0.0.1 is ever contacted; every loop is bounded by its duration or count."""
 
 import asyncio
 import collections
@@ -33,11 +20,10 @@ REQUEST_TIMEOUT = 60.0
 # well before that, or a request sent as the server closes is lost.
 IDLE_RECONNECT = 1.0
 # A measured connection is closed and opened again after this many requests or seconds,
-# whichever comes first. With connections kept for a whole run, the kernel may hand most of
-# them to one worker (whichever accepts first), which then serves them with its 4 threads on one
-# core while the other idles: such a run costs up to 1.4× the CPU per request of a balanced one
-# (less for hashing, whose parallel runs compete for memory), and a ratio would compare a
-# one-worker run with a two-worker floor. New connections go to the worker free to accept them.
+# whichever comes first. Connections kept for a whole run may mostly land on one worker
+# (whichever accepts first), which then serves them on one core while the other idles, and a
+# ratio would compare a one-worker run with a two-worker floor. New connections go to the
+# worker free to accept them.
 REQUESTS_PER_CONNECTION = 20
 SECONDS_PER_CONNECTION = 0.5
 JSON_HEADERS = "Content-Type: application/json\r\n"
@@ -390,13 +376,17 @@ class Load:
         return {"sessions": await self._pending_sessions(base, accounts, spec["concurrency"])}
 
     async def step_guess(self, connection, index, accounts, state, recorder):
+        await self._wrong_code(connection, index, accounts, state, recorder, expected=400)
+
+    async def _wrong_code(self, connection, index, accounts, state, recorder, *, expected: int):
+        """One wrong code from this connection's pending session, answered `expected`."""
         sessions = state["sessions"]
         account = accounts[index % len(sessions)]
         started = time.perf_counter()
         reply = await connection.request(
             "POST", "/api/auth/otp/validate", {"token": wrong_code(account.secret)}, sessions[index % len(sessions)]
         )
-        if recorder.add("otp/validate", started, reply, (400,)):
+        if recorder.add("otp/validate", started, reply, (expected,)):
             recorder.completed += 1
 
     async def setup_locked(self, base, accounts, spec):
@@ -417,25 +407,23 @@ class Load:
         return {"sessions": sessions}
 
     async def step_locked(self, connection, index, accounts, state, recorder):
-        sessions = state["sessions"]
-        account = accounts[index % len(sessions)]
-        started = time.perf_counter()
-        reply = await connection.request(
-            "POST", "/api/auth/otp/validate", {"token": wrong_code(account.secret)}, sessions[index % len(sessions)]
-        )
-        if recorder.add("otp/validate", started, reply, (429,)):
-            recorder.completed += 1
+        await self._wrong_code(connection, index, accounts, state, recorder, expected=429)
 
     # Scenario 5: register, a new email each time.
     async def step_register(self, connection, index, accounts, state, recorder):
+        _email, registered = await self._register(connection, "reg", recorder)
+        if registered:
+            recorder.completed += 1
+
+    async def _register(self, connection, prefix: str, recorder) -> tuple[str, bool]:
+        """Register a new email; the email, and whether the answer was the expected 201."""
         self.register_counter += 1
-        email = f"reg-{self.run_tag}-{self.register_counter}@example.com"
+        email = f"{prefix}-{self.run_tag}-{self.register_counter}@example.com"
         started = time.perf_counter()
         reply = await connection.request(
             "POST", "/api/auth/register", {"email": email, "name": "Bench", "password": PASSWORD}
         )
-        if recorder.add("register", started, reply, (201,)):
-            recorder.completed += 1
+        return email, recorder.add("register", started, reply, (201,))
 
     # Scenario 6: login alone (accounts without 2FA: a full session, as most logins are).
     async def step_login(self, connection, index, accounts, state, recorder):
@@ -447,13 +435,7 @@ class Load:
 
     # 16 concurrent writers: register, login, otp/generate x3 (an UPDATE each), logout.
     async def step_writers(self, connection, index, accounts, state, recorder):
-        self.register_counter += 1
-        email = f"write-{self.run_tag}-{self.register_counter}@example.com"
-        started = time.perf_counter()
-        reply = await connection.request(
-            "POST", "/api/auth/register", {"email": email, "name": "Bench", "password": PASSWORD}
-        )
-        recorder.add("register", started, reply, (201,))
+        email, _registered = await self._register(connection, "write", recorder)
         started = time.perf_counter()
         reply = await connection.request("POST", "/api/auth/login", {"email": email, "password": PASSWORD})
         recorder.add("login", started, reply, (200,))
@@ -470,6 +452,16 @@ class Load:
 
 
 async def serve():
+    """Take bench/run.py's commands, one JSON line each on stdin, and answer with events on stdout:
+
+    {"cmd": "prep", "base": URL, "group": NAME, "kind": "2fa"|"plain", "count": N}
+        -> {"event": "prepared", ...}          accounts created through the API
+    {"cmd": "run", "scenario": NAME, "base": URL, "duration": S, "concurrency": C, ...}
+        -> {"event": "ready"}                  setup done (pending sessions, locks): not measured
+    {"cmd": "go"}
+        -> {"event": "done", ...}              latencies, statuses, elapsed; nothing in flight
+    {"cmd": "quit"}
+    """
     load = Load()
     loop = asyncio.get_running_loop()
     reader = asyncio.StreamReader()

@@ -1,19 +1,5 @@
-"""The benchmark driver: `python -m bench.run [--quick] [--scale]` (or `make bench`).
-
-1. Starts gunicorn with gunicorn.conf.py (production settings, DEBUG off) on a fresh database:
-   SQLite, or PostgreSQL + Redis when DATABASE_URL / REDIS_URL are set. Several servers share
-   that database: M (the production rules), G (the lockout threshold out of reach, for wrong
-   codes that never lock), P (the PBKDF2 comparison hasher, bench/hashers.py) and, for the
-   concurrent-writers check, W (4 workers).
-2. Prepares accounts through the API, from a separate load process (bench/load.py).
-3. Counts SQL queries and password hashes per endpoint, and times the hasher alone
-   (bench/inprocess.py, its own database).
-4. Runs rounds: in each, every floor and every scenario once, interleaved, on a noisy machine.
-   Server CPU per request comes from /proc (gunicorn master, live workers and reaped ones).
-5. Optionally (--scale) compares latency with 1,000 and with 1,000,000 accounts.
-Prints a Markdown table, writes bench/results/bench-<time>.json (and latest.json), and stops
-everything it started, also on Ctrl-C or an error.
-"""
+"""Drives one benchmark run (`python -m bench.run`, `make bench`): starts the servers, prepares
+accounts, runs the rounds and the optional scale check, then prints and saves the report."""
 
 import argparse
 import base64
@@ -46,6 +32,23 @@ from bench.processes import (
 )
 from bench.report import median, percentile, render, summarise, targets
 from bench.scenarios import FLOOR_KEYS, FLOORS, ROUND_ORDER, SCENARIOS, bracket_with_floors, measure
+
+DESCRIPTION = """The benchmark driver: `python -m bench.run [--quick] [--scale]` (or `make bench`).
+
+1. Starts gunicorn with gunicorn.conf.py (production settings, DEBUG off) on a fresh database:
+   SQLite, or PostgreSQL + Redis when DATABASE_URL / REDIS_URL are set. Several servers share
+   that database: M (the production rules), G (the lockout threshold out of reach, for wrong
+   codes that never lock), P (the PBKDF2 comparison hasher, bench/hashers.py) and, for the
+   concurrent-writers check, W (4 workers).
+2. Prepares accounts through the API, from a separate load process (bench/load.py).
+3. Counts SQL queries and password hashes per endpoint, and times the hasher alone
+   (bench/inprocess.py, its own database).
+4. Runs rounds: in each, every floor and every scenario once, interleaved, on a noisy machine.
+   Server CPU per request comes from /proc (gunicorn master, live workers and reaped ones).
+5. Optionally (--scale) compares latency with 1,000 and with 1,000,000 accounts.
+Prints a Markdown table, writes bench/results/bench-<time>.json (and latest.json), and stops
+everything it started, also on Ctrl-C or an error.
+"""
 
 
 def inprocess_stats(env: dict, iterations: int) -> dict:
@@ -310,7 +313,7 @@ class Bench:
 
 
 def parse_args(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="one short round (under 2 minutes)")
     parser.add_argument("--rounds", type=int)
     parser.add_argument("--floor-seconds", type=float)

@@ -1,10 +1,5 @@
-"""Adds accounts to a benchmark database directly, for the scale test: `seed.py TOTAL`.
-
-Inserts rows until the user table holds TOTAL accounts, in batches, with the column values the
-model itself would store (field defaults, one real password hash shared by all rows), so the
-table and its indexes look as they would after that many registrations. PostgreSQL rows go in
-by COPY, SQLite rows by executemany; both then ANALYZE. Prints {"inserted": N, "seconds": S}.
-"""
+"""Adds accounts straight to a benchmark database, for the scale check: `python -m bench.seed TOTAL`
+fills the user table up to TOTAL accounts and prints {"inserted": N, "total": T, "seconds": S}."""
 
 import json
 import os
@@ -33,6 +28,8 @@ def main(total: int) -> dict:
     fields = [field for field in UserModel._meta.concrete_fields]
     columns = ", ".join(connection.ops.quote_name(field.column) for field in fields)
     table = connection.ops.quote_name(UserModel._meta.db_table)
+    # The column values the model itself would store (its field defaults, one real password hash
+    # shared by every row), so the table and its indexes look as that many registrations leave them.
     now = timezone.now()
     password = make_password("seeded account: " + uuid.uuid4().hex)
     # Sorted ids and numbered emails: every index is filled in order, as fast as it gets.

@@ -1,9 +1,6 @@
-"""The production settings, plus the benchmark's floor views (bench/urls.py).
-
-Only two things differ from otp_project.settings: the URLconf (the API's own, with the floor
-paths under /bench/ appended after it, so the API resolves exactly as in production), and, when
-BENCH_PASSWORD_HASHER=pbkdf2-twice, the comparison hasher of bench/hashers.py in front.
-"""
+"""The benchmark servers' settings: the production settings, with the floor paths appended to the
+URLconf (bench/urls.py) and, when BENCH_PASSWORD_HASHER=pbkdf2-twice, the comparison hasher of
+bench/hashers.py in front."""
 
 import os
 

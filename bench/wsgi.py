@@ -1,8 +1,5 @@
-"""WSGI entry point of the benchmark's servers: the project, plus a raw WSGI floor.
-
-`/bench/raw` is answered before Django sees the request: what gunicorn alone costs per request.
-Everything else goes to the project's own WSGI application (with bench.settings).
-"""
+"""WSGI entry point of the benchmark's servers: the project with bench.settings, and in front of
+it the raw floor, `/bench/raw`, answered before Django sees the request."""
 
 import os
 
