@@ -95,6 +95,10 @@ class SessionStore(db.SessionStore):
     def exists(self, session_key):
         return super().exists(stored_key(session_key))
 
+    @classmethod
+    def clear_expired(cls):
+        cls.get_model_class().objects.filter(expire_date__lt=_moment(clock.now())).delete()
+
     def delete(self, session_key=None):
         session_key = session_key or self.session_key
         if session_key is not None:

@@ -10,6 +10,7 @@ import importlib
 
 import pytest
 from django.apps import apps
+from django.core.management import call_command
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from rest_framework.test import APIClient
@@ -125,6 +126,16 @@ def test_a_use_a_minute_after_the_last_refresh_writes_the_row_once(logged_in_cli
         "UPDATE"
     ]
     assert not [query for query in again if "UPDATE" in query["sql"]]
+
+
+def test_clearsessions_removes_the_sessions_ended_on_the_app_clock(logged_in_client, user, clock):
+    clock.tick(31 * 60)
+    live = APIClient()
+    assert login(live, user.email).status_code == 200
+
+    call_command("clearsessions")
+
+    assert stored_keys() == [stored_key(cookie(live))]
 
 
 def test_the_cookie_lasts_as_long_as_the_session(api, user, clock):
