@@ -12,6 +12,8 @@ import idna
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser, BaseUserManager, PermissionsMixin
 from django.contrib.sessions.base_session import AbstractBaseSession
+from django.core.exceptions import ValidationError
+from django.core.validators import EmailValidator
 from django.db import models
 from django.db.models.functions import Lower
 from django.utils import timezone
@@ -110,6 +112,14 @@ class UserModel(AbstractBaseUser, PermissionsMixin):
 
     def __str__(self):
         return self.email
+
+    def clean(self):
+        # Forms (the admin's) check uniqueness after clean(): they must see the one spelling.
+        super().clean()
+        try:
+            self.email = normalise_email(self.email, strict=True)
+        except InvalidEmailDomain as error:
+            raise ValidationError({"email": EmailValidator.message}) from error
 
     def save(self, *args, **kwargs):
         self.email = normalise_email(self.email)

@@ -8,6 +8,7 @@ import pytest
 from django.test import Client, override_settings
 
 from otp_app import services
+from otp_app.models import UserModel
 from tests.helpers import ADMIN_LOGIN, ADMIN_USERS, PASSWORD, admin_login, code_for, is_logged_in, wrong_code
 
 
@@ -102,6 +103,19 @@ def test_user_change_form_cannot_set_the_secret(admin_client_for, user_with_2fa)
 
     user_with_2fa.refresh_from_db()
     assert (user_with_2fa.otp_secret, user_with_2fa.otp_enabled) == (secret, True)
+
+
+@pytest.mark.parametrize(
+    "email",
+    ["ann@ex\u00adample.com", "zed@exa\u2764mple.com"],
+    ids=["another-spelling-of-a-taken-email", "domain-that-idna-refuses"],
+)
+def test_the_admin_adds_no_account_that_registration_refuses(admin_client_for, user, email):
+    response = admin_client_for.post(f"{ADMIN_USERS}add/", {"email": email, "name": "Zed", "usable_password": "false"})
+
+    assert response.status_code == 200
+    assert "email" in response.context["adminform"].form.errors
+    assert sorted(UserModel.objects.values_list("email", flat=True)) == ["ann@example.com", "root@example.com"]
 
 
 def test_staff_with_2fa_cannot_log_in_with_the_password_only(browser, staff_with_2fa, clock):
