@@ -6,6 +6,7 @@ from django.db.models.functions import Lower
 
 
 def normalise_emails(apps, schema_editor):
+    # The app's rule itself, not a frozen copy: a stored email must be the spelling logins fold to.
     from otp_app.models import normalise_email
 
     UserModel = apps.get_model("otp_app", "UserModel")
