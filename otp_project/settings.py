@@ -1,6 +1,6 @@
 """Settings of the 2FA API, read from the environment (and an optional `.env` file).
 
-Every variable is listed with its default in the README, "Configuration". Development needs
+Every variable is listed with its default in docs/configuration.md. Development needs
 none of them: DEBUG on, SQLite in `db.sqlite3`, the cache in that same database.
 """
 
