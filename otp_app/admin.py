@@ -103,7 +103,7 @@ class LockedFilter(admin.SimpleListFilter):
         return (("yes", "Yes"), ("no", "No"))
 
     def queryset(self, request, queryset):
-        now = services.as_datetime(clock.now())
+        now = clock.as_datetime(clock.now())
         if self.value() == "yes":
             return queryset.filter(locked_until__gt=now)
         if self.value() == "no":
@@ -154,7 +154,7 @@ class UserAdmin(BaseUserAdmin):
 
     @admin.display(boolean=True, description="locked out")
     def locked(self, user):
-        return user.locked_until is not None and user.locked_until > services.as_datetime(clock.now())
+        return user.locked_until is not None and user.locked_until > clock.as_datetime(clock.now())
 
     @admin.action(
         description="Reset two-factor authentication (secret, recovery codes, lockout)", permissions=["change"]

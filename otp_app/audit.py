@@ -5,7 +5,6 @@ JSON detail. Callers pass only non-secret detail; no code, secret or password ev
 """
 
 import logging
-from datetime import UTC, datetime
 
 from . import clock, rows, signals
 from .client_address import client_address
@@ -19,7 +18,7 @@ Kind = SecurityEvent.Kind
 def record(request, kind: str, *, user: UserModel | None = None, email: str = "", **detail) -> SecurityEvent:
     event = SecurityEvent(
         kind=kind,
-        created_at=datetime.fromtimestamp(clock.now(), tz=UTC),
+        created_at=clock.as_datetime(clock.now()),
         user=user,
         email=email or (user.email if user is not None else ""),
         client_address=client_address(request),

@@ -5,7 +5,13 @@ these rules, so a moved clock moves all of them together.
 """
 
 import time
+from datetime import UTC, datetime
 
 
 def now() -> float:
     return time.time()
+
+
+def as_datetime(moment: float) -> datetime:
+    """A time of this clock as the aware datetime the database stores."""
+    return datetime.fromtimestamp(moment, tz=UTC)

@@ -9,7 +9,7 @@ import enum
 import math
 import secrets
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.contrib.auth.hashers import make_password
@@ -18,6 +18,7 @@ from django.db.models import F, Q
 from django.utils import timezone as django_timezone
 
 from . import crypto, rows, totp
+from .clock import as_datetime
 from .models import RecoveryCode, UserModel, normalise_email
 
 
@@ -75,10 +76,6 @@ RECOVERY_CODE_COUNT = 10
 # 32 symbols, without the look-alikes 0/O and 1/I: 10 of them are 50 random bits.
 RECOVERY_ALPHABET = "23456789ABCDEFGHJKLMNPQRSTUVWXYZ"
 _LOOK_ALIKES = str.maketrans({"1": "L", "I": "L"})
-
-
-def as_datetime(now: float) -> datetime:
-    return datetime.fromtimestamp(now, tz=UTC)
 
 
 def register(*, email: str, name: str, password: str) -> UserModel:

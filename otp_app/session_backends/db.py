@@ -15,7 +15,7 @@
 import base64
 import hashlib
 import secrets
-from datetime import UTC, datetime
+from datetime import datetime
 
 from django.conf import settings
 from django.contrib.sessions.backends import db
@@ -40,10 +40,6 @@ def stored_key(session_key: str) -> str:
     return hashlib.sha256(session_key.encode()).hexdigest()[:40]
 
 
-def _moment(now: float) -> datetime:
-    return datetime.fromtimestamp(now, tz=UTC)
-
-
 class SessionStore(db.SessionStore):
     # The account of the session's row, read with it; None for a new session or one that
     # belongs to no account.
@@ -62,7 +58,7 @@ class SessionStore(db.SessionStore):
             self.model,
             "user",
             ("session_key", "=", stored_key(self.session_key)),
-            ("expire_date", ">", _moment(clock.now())),
+            ("expire_date", ">", clock.as_datetime(clock.now())),
         )
         if session is None:
             self._session_key = None
@@ -87,17 +83,17 @@ class SessionStore(db.SessionStore):
         expiry = data.get(_STARTED_KEY, now) + settings.SESSION_COOKIE_AGE
         if settings.SESSION_IDLE_SECONDS:
             expiry = min(expiry, now + settings.SESSION_IDLE_SECONDS)
-        return _moment(expiry)
+        return clock.as_datetime(expiry)
 
     def get_expiry_age(self, **kwargs) -> int:
-        return max(0, int((self.get_expiry_date() - _moment(clock.now())).total_seconds()))
+        return max(0, int((self.get_expiry_date() - clock.as_datetime(clock.now())).total_seconds()))
 
     def exists(self, session_key):
         return super().exists(stored_key(session_key))
 
     @classmethod
     def clear_expired(cls):
-        cls.get_model_class().objects.filter(expire_date__lt=_moment(clock.now())).delete()
+        cls.get_model_class().objects.filter(expire_date__lt=clock.as_datetime(clock.now())).delete()
 
     def delete(self, session_key=None):
         session_key = session_key or self.session_key
