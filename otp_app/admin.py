@@ -11,7 +11,7 @@ from django.contrib.auth.admin import UserAdmin as BaseUserAdmin
 from django.contrib.auth.forms import AdminUserCreationForm, UserChangeForm
 
 from . import audit, clock, services, throttles
-from .models import SecurityEvent, UserModel, normalise_email
+from .models import SecurityEvent, UserModel
 
 Kind = SecurityEvent.Kind
 
@@ -38,13 +38,7 @@ class AdminLoginForm(AdminAuthenticationForm):
             user = self.get_user()
             if user is not None:
                 attempt.forgive()  # the password was right; the account may not use the admin
-            audit.record(
-                self.request,
-                Kind.LOGIN_FAILED,
-                user=user or _account(email),
-                email=normalise_email(email),
-                via="admin",
-            )
+            audit.record_failed_login(self.request, email=email, user=user, via="admin")
             raise
         attempt.forgive()
         user = self.get_user()
@@ -73,10 +67,6 @@ class AdminLoginForm(AdminAuthenticationForm):
             ) from None
         except services.NotEnrolled:
             raise forms.ValidationError("Enter a valid, unused authenticator code.") from None
-
-
-def _account(email: str) -> UserModel | None:
-    return UserModel.objects.filter(email=normalise_email(email)).first()
 
 
 admin.site.login_form = AdminLoginForm

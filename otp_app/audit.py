@@ -8,7 +8,7 @@ import logging
 
 from . import clock, rows, signals
 from .client_address import client_address
-from .models import SecurityEvent, UserModel
+from .models import SecurityEvent, UserModel, normalise_email
 
 logger = logging.getLogger("otp_app.security")
 
@@ -31,6 +31,14 @@ def record(request, kind: str, *, user: UserModel | None = None, email: str = ""
     # turn a change already made into an error, nor hide the recovery codes from their owner.
     signals.BY_KIND[kind].send_robust(sender=SecurityEvent, event=event, user=user, request=request)
     return event
+
+
+def record_failed_login(request, *, email: str, user: UserModel | None = None, **detail) -> SecurityEvent:
+    """A failed login for `email` (as the account it names, when one does, or `user`)."""
+    email = normalise_email(email)
+    if user is None:
+        user = UserModel.objects.filter(email=email).first()
+    return record(request, Kind.LOGIN_FAILED, user=user, email=email, **detail)
 
 
 def record_lock(request, rejected, *, user: UserModel, **detail) -> None:

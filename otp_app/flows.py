@@ -10,7 +10,7 @@ from rest_framework import exceptions
 
 from . import audit, backends, clock, services, session_state, throttles
 from .exceptions import IncorrectCredentials
-from .models import SecurityEvent, UserModel, normalise_email
+from .models import SecurityEvent, UserModel
 
 Kind = SecurityEvent.Kind
 REAUTHENTICATE_TO_DISABLE = "Confirm with a code: send a current token to turn two-factor authentication off"
@@ -30,8 +30,7 @@ def login(request, *, email: str, password: str) -> UserModel:
     attempt = throttles.count_password_attempt(request, email=email)
     user = auth.authenticate(request, email=email, password=password)
     if user is None:
-        email = normalise_email(email)
-        audit.record(request, Kind.LOGIN_FAILED, user=UserModel.objects.filter(email=email).first(), email=email)
+        audit.record_failed_login(request, email=email)
         raise IncorrectCredentials
     attempt.forgive()
     request.session.flush()  # a new key, and nothing left over from whoever used this browser
