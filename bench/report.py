@@ -4,6 +4,7 @@ target checked against its figure."""
 import statistics
 
 from bench.scenarios import SQL_OF
+from bench.statements import table as statements_table
 
 
 def percentile(values: list[float], fraction: float) -> float | None:
@@ -299,6 +300,17 @@ def render(report: dict) -> str:
             [scale[name][size].get("foreign_cores_busy") for name in ("validate", "me") for size in ("small", "large")]
         )
         out.append(f"\nOther processes kept {fmt(noise, 2)} of {m['nproc']} cores busy meanwhile.")
+    statements = report.get("statements")
+    if statements:
+        out.append("\nPlain statements (rows.py) against the ORM (bench/statements.py):\n")
+        if "sites" not in statements:
+            out.append(f"failed: {statements.get('error', '?')[-500:]}")
+        else:  # the shares of the paths' CPU per request in this run, when it measured them
+            scenarios = report.get("scenarios", {})
+            keys = {"GET me": "me", "otp/validate wrong code": "guess", "login": "login"}
+            path_ms = {path: scenarios.get(key, {}).get("cpu_ms_per_unit") for path, key in keys.items()}
+            ours = all(path_ms.values())
+            out.append(statements_table(statements, *((path_ms, "this run's table above") if ours else ())))
     out.append("\nTargets:")
     for item in report.get("targets", []):
         out.append(

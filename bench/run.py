@@ -42,7 +42,8 @@ DESCRIPTION = """The benchmark driver: `python -m bench.run [--quick] [--scale]`
    concurrent-writers check, W (4 workers).
 2. Prepares accounts through the API, from a separate load process (bench/load.py).
 3. Counts SQL queries and password hashes per endpoint, and times the hasher alone
-   (bench/inprocess.py, its own database).
+   (bench/inprocess.py, its own database); times rows.py's statements against the ORM
+   (bench/statements.py, its own database).
 4. Runs rounds: in each, every floor and every scenario once, interleaved, on a noisy machine.
    Server CPU per request comes from /proc (gunicorn master, live workers and reaped ones).
 5. Optionally (--scale) compares latency with 1,000 and with 1,000,000 accounts.
@@ -62,6 +63,17 @@ def inprocess_stats(env: dict, iterations: int) -> dict:
     )
     if result.returncode != 0:
         raise RuntimeError(f"bench.inprocess failed:\n{result.stderr[-4000:]}")
+    return json.loads(result.stdout)
+
+
+def statements_stats(env: dict, quick: bool) -> dict:
+    """bench/statements.py's JSON; an error there is reported, and the run goes on."""
+    batches = ["--batches", "6", "--calls", "100"] if quick else []
+    command = [PYTHON, "-m", "bench.statements", "--json", "--use-database-url", *batches]
+    result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, env=env, timeout=600)
+    if result.returncode != 0:
+        log(f"bench.statements failed:\n{result.stderr[-4000:]}")
+        return {"error": result.stderr[-4000:]}
     return json.loads(result.stdout)
 
 
@@ -146,6 +158,8 @@ class Bench:
         log("counting queries and hashes per endpoint, timing the hasher (bench/inprocess.py)")
         stats_db = self.databases.new("inprocess")
         self.report["inprocess"] = inprocess_stats(self.env(stats_db), args.hash_iterations)
+        log("timing rows.py's statements against the ORM (bench/statements.py)")
+        self.report["statements"] = statements_stats(self.env(self.databases.new("statements")), args.quick)
 
         servers = {
             # The accounts locked for scenario (3) stay locked for the whole run (the first lock

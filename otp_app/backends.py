@@ -5,8 +5,8 @@ import contextlib
 from contextvars import ContextVar
 
 from django.contrib.auth.backends import ModelBackend
+from django.core.exceptions import ValidationError
 
-from . import rows
 from .models import UserModel
 
 PATH = "otp_app.backends.AccountBackend"
@@ -23,7 +23,10 @@ def account(session, user_id) -> UserModel | None:
     read = getattr(session, "account", None)
     if read is not None and str(read.pk) == str(user_id):
         return read
-    return rows.first(UserModel, ("id", "=", user_id))
+    try:  # rarely run (the session's own row names the account): the ORM's lookup
+        return UserModel._default_manager.filter(pk=user_id).first()
+    except ValidationError:  # no id this table can hold: no account
+        return None
 
 
 @contextlib.contextmanager

@@ -1,5 +1,5 @@
-"""The rows the hot path reads (a session with its account, an account) and writes (a wrong
-code's count, last_login, a security event), each with one plain SQL statement.
+"""The rows the hot path reads (a session with its account, an account by email at login) and
+writes (a wrong code's count, last_login, a security event), each with one plain SQL statement.
 
 Django compiles each queryset to SQL anew, which costs several times what these indexed lookups
 take the database; the statements here are built once per model, conditions and database, and
