@@ -1,7 +1,8 @@
 """Django admin for the email-keyed user.
 
 No secret is shown or editable here. Staff accounts with 2FA on must give a code at the admin
-login too: a password alone opens neither the API nor the admin.
+login too: a password alone opens neither the API nor the admin. (With passkeys only, a recovery
+code; or sign in with the passkey through the API first: its full session is the admin's login.)
 """
 
 from django import forms
@@ -11,7 +12,7 @@ from django.contrib.auth.admin import UserAdmin as BaseUserAdmin
 from django.contrib.auth.forms import AdminUserCreationForm, UserChangeForm
 
 from . import audit, clock, services, throttles
-from .models import SecurityEvent, UserModel
+from .models import Passkey, SecurityEvent, UserModel
 
 Kind = SecurityEvent.Kind
 
@@ -42,14 +43,14 @@ class AdminLoginForm(AdminAuthenticationForm):
             raise
         attempt.forgive()
         user = self.get_user()
-        if user.otp_enabled:
+        if user.two_factor_enabled:
             self._check_code(user)
         audit.record(
             self.request,
             Kind.LOGIN_SUCCEEDED,
             user=user,
             via="admin",
-            second_factor="proven" if user.otp_enabled else "off",
+            second_factor="proven" if user.two_factor_enabled else "off",
         )
         return cleaned
 
@@ -101,6 +102,21 @@ class LockedFilter(admin.SimpleListFilter):
         return queryset
 
 
+class PasskeyInline(admin.TabularInline):
+    """An account's passkeys: seen, and removed (ticked "Delete", then Save) as the API removes
+    them, so that the last second factor gone turns 2FA off."""
+
+    model = Passkey
+    extra = 0
+    fields = readonly_fields = ("name", "created_at", "last_used_at", "backed_up", "sign_count")
+
+    def has_add_permission(self, request, obj=None):
+        return False  # a passkey is made by its authenticator, never typed in
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+
 @admin.register(UserModel)
 class UserAdmin(BaseUserAdmin):
     form = UserEditForm
@@ -112,6 +128,7 @@ class UserAdmin(BaseUserAdmin):
         "otp_enabled",
         "otp_verified",
         "recovery_codes_left",
+        "passkey_count",
         "locked",
         "is_staff",
         "last_login",
@@ -122,18 +139,29 @@ class UserAdmin(BaseUserAdmin):
         "otp_enabled",
         "otp_verified",
         "recovery_codes_left",
+        "passkey_count",
         "failed_attempts",
         "locked_until",
         "last_login",
         "created_at",
     )
+    inlines = [PasskeyInline]
     actions = ["reset_two_factor", "unlock"]
     fieldsets = (
         (None, {"fields": ("email", "password")}),
         ("Profile", {"fields": ("name",)}),
         (
             "Two-factor authentication",
-            {"fields": ("otp_enabled", "otp_verified", "recovery_codes_left", "failed_attempts", "locked_until")},
+            {
+                "fields": (
+                    "otp_enabled",
+                    "otp_verified",
+                    "recovery_codes_left",
+                    "passkey_count",
+                    "failed_attempts",
+                    "locked_until",
+                )
+            },
         ),
         ("Permissions", {"fields": ("is_active", "is_staff", "is_superuser", "groups", "user_permissions")}),
         ("Dates", {"fields": ("last_login", "created_at")}),
@@ -146,8 +174,23 @@ class UserAdmin(BaseUserAdmin):
     def locked(self, user):
         return user.locked_until is not None and user.locked_until > clock.as_datetime(clock.now())
 
+    def get_inlines(self, request, obj):
+        return self.inlines if obj is not None else []  # no passkeys on the "add user" page
+
+    def save_formset(self, request, form, formset, change):
+        if formset.model is not Passkey:
+            return super().save_formset(request, form, formset, change)
+        for deleted in formset.deleted_forms:
+            user, switched_off = services.remove_passkey(user=form.instance, passkey_id=deleted.instance.pk)
+            audit.record(
+                request, Kind.PASSKEY_REMOVED, user=user, passkey=str(deleted.instance.pk), by=request.user.email
+            )
+            if switched_off:
+                audit.record(request, Kind.OTP_DISABLED, user=user, by=request.user.email)
+
     @admin.action(
-        description="Reset two-factor authentication (secret, recovery codes, lockout)", permissions=["change"]
+        description="Reset two-factor authentication (secret, passkeys, recovery codes, lockout)",
+        permissions=["change"],
     )
     def reset_two_factor(self, request, queryset):
         for user in queryset:

@@ -15,7 +15,7 @@ from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
-from . import crypto, services, throttles
+from . import crypto, passkeys, services, throttles
 from .middleware import is_unavailable, unavailable_response
 
 
@@ -25,9 +25,17 @@ class RequestTooLarge(exceptions.APIException):
     default_code = "too_large"
 
 
-# Domain errors of services.py and throttles.py, and what each means on the wire.
+PASSKEY_NOT_ACCEPTED = "Passkey was not accepted"
+
+# Domain errors of services.py, passkeys.py and throttles.py, and what each means on the wire.
 _DOMAIN_ERRORS = {
     services.EmailTaken: (status.HTTP_409_CONFLICT, "User with that email already exists"),
+    # Before CodeRejected, which it is: counted as a wrong code, worded for passkeys.
+    services.PasskeyRejected: (status.HTTP_400_BAD_REQUEST, PASSKEY_NOT_ACCEPTED),
+    passkeys.Refused: (status.HTTP_400_BAD_REQUEST, PASSKEY_NOT_ACCEPTED),
+    services.PasskeyTaken: (status.HTTP_409_CONFLICT, "This passkey is already registered"),
+    services.PasskeyNotFound: (status.HTTP_404_NOT_FOUND, "Passkey not found"),
+    services.NoPasskeys: (status.HTTP_404_NOT_FOUND, "No passkey is registered for this account"),
     services.CodeRejected: (status.HTTP_400_BAD_REQUEST, "Token is invalid or user doesn't exist"),
     services.NotEnrolled: (status.HTTP_404_NOT_FOUND, "OTP must be verified first"),
     services.NoSecretToVerify: (status.HTTP_400_BAD_REQUEST, "No OTP secret to verify: call otp/generate first"),

@@ -5,17 +5,25 @@ Views parse the body and shape the answer; services.py keeps every rule without 
 re-authentication rule for changes of factors lives here, in `reauthenticate`.
 """
 
+from django.conf import settings
 from django.contrib import auth
 from rest_framework import exceptions
 
-from . import audit, backends, clock, services, session_state, throttles
+from . import audit, backends, challenges, clock, passkeys, services, session_state, throttles
 from .exceptions import IncorrectCredentials
-from .models import SecurityEvent, UserModel
+from .models import Passkey, SecurityEvent, UserModel
+from .permissions import origin_of
 
 Kind = SecurityEvent.Kind
 REAUTHENTICATE_TO_DISABLE = "Confirm with a code: send a current token to turn two-factor authentication off"
 REAUTHENTICATE_TO_REPLACE = (
     "Confirm with a code: send a current token of your authenticator to otp/generate to replace it"
+)
+REAUTHENTICATE_TO_ADD_PASSKEY = (
+    "Confirm with a code: prove your second factor again (a code to otp/validate, or a passkey) to add a passkey"
+)
+REAUTHENTICATE_TO_REMOVE_PASSKEY = (
+    "Confirm with a code: send a current token, or prove your second factor again with a passkey, to remove a passkey"
 )
 
 
@@ -34,13 +42,15 @@ def login(request, *, email: str, password: str) -> UserModel:
         raise IncorrectCredentials
     attempt.forgive()
     request.session.flush()  # a new key, and nothing left over from whoever used this browser
-    if user.otp_enabled:
+    if user.two_factor_enabled:
         session_state.begin_pending(
             request.session, user_id=str(user.pk), password_hash=user.get_session_auth_hash(), now=clock.now()
         )
     else:
         auth.login(request, user, backend=backends.PATH)
-    audit.record(request, Kind.LOGIN_SUCCEEDED, user=user, second_factor="pending" if user.otp_enabled else "off")
+    audit.record(
+        request, Kind.LOGIN_SUCCEEDED, user=user, second_factor="pending" if user.two_factor_enabled else "off"
+    )
     return user
 
 
@@ -51,11 +61,7 @@ def logout(request) -> None:
 def prove_second_factor(request, *, user: UserModel, code: str) -> services.Proof:
     """otp/validate: a TOTP or recovery code turns a pending (or full) session full, new key."""
     proof = _check_code(request, services.accept_code, user=user, code=code)
-    session_state.end_pending(request.session)
-    if auth.SESSION_KEY in request.session:
-        request.session.cycle_key()  # auth.login rotates the key itself only for a new login
-    auth.login(request, user, backend=backends.PATH)
-    session_state.mark_second_factor_proven(request.session, now=clock.now())
+    _second_factor_proven(request, user=user)
     if proof is services.Proof.RECOVERY_CODE:
         user.refresh_from_db(fields=["recovery_codes_left"])
         audit.record(request, Kind.RECOVERY_CODE_USED, user=user, recovery_codes_left=user.recovery_codes_left)
@@ -72,7 +78,7 @@ def finish_enrolment(request, *, user: UserModel, code: str) -> services.Enrolme
     """otp/verify: a code of the prepared secret switches 2FA on with it, or replaces the secret
     in force. A code of a secret being enrolled proves that secret only, never the person: with a
     factor in force, replacing it falls under `reauthenticate`, and proves nothing."""
-    replacing = user.otp_enabled and bool(user.pending_secret)
+    replacing = user.two_factor_enabled and bool(user.pending_secret)
     if replacing:
         reauthenticate(request, user=user, code=None, refusal=REAUTHENTICATE_TO_REPLACE)
     enrolment = _check_code(request, services.verify_enrolment, user=user, code=code)
@@ -102,11 +108,137 @@ def reauthenticate(request, *, user: UserModel, code: str | None, refusal: str) 
     session must have proven the second factor within TWOFA_REAUTH_SECONDS, or `code` must be a
     current code of the factor in force (which then counts as that proof). Someone who finds a
     logged-in browser, or steals its cookie, can change nothing with it alone."""
-    if not user.otp_enabled or session_state.second_factor_recent(request.session, now=clock.now()):
+    if not user.two_factor_enabled or session_state.second_factor_recent(request.session, now=clock.now()):
         return
-    if not code:
+    if not code or not user.otp_enabled:  # passkeys alone: a passkey is the only proof
         raise exceptions.PermissionDenied(refusal)
     _check_code(request, services.accept_code, user=user, code=code, recovery=False)
+    session_state.mark_second_factor_proven(request.session, now=clock.now())
+
+
+def passkey_registration_options(request, *, user: UserModel) -> dict:
+    """passkeys/registration/options: a challenge for a new passkey of this account."""
+    reauthenticate(request, user=user, code=None, refusal=REAUTHENTICATE_TO_ADD_PASSKEY)
+    challenge = challenges.issue(
+        request.session, purpose=challenges.REGISTRATION, user_id=str(user.pk), now=clock.now()
+    )
+    return passkeys.creation_options(
+        user=user,
+        user_handle=services.passkey_user_handle(user=user),
+        challenge=challenge,
+        exclude=list(user.passkeys.values_list("credential_id", flat=True)),
+    )
+
+
+def add_passkey(request, *, user: UserModel, credential: dict, name: str) -> services.PasskeyAdded:
+    """passkeys/registration: the browser's answer to that challenge becomes a passkey. The first
+    second factor of an account switches 2FA on and proves it, as otp/verify does."""
+    reauthenticate(request, user=user, code=None, refusal=REAUTHENTICATE_TO_ADD_PASSKEY)
+    challenge = challenges.take(request.session, purpose=challenges.REGISTRATION, user_id=str(user.pk), now=clock.now())
+    new = passkeys.verify_registration(credential, challenge=challenge, origins=webauthn_origins(request))
+    added = services.add_passkey(user=user, new=new, name=name)
+    if added.switched_on:
+        session_state.mark_second_factor_proven(request.session, now=clock.now())
+    audit.record(request, Kind.PASSKEY_ADDED, user=added.user, passkey=str(added.passkey.pk))
+    return added
+
+
+def remove_passkey(request, *, user: UserModel, passkey_id, code: str | None) -> UserModel:
+    reauthenticate(request, user=user, code=code, refusal=REAUTHENTICATE_TO_REMOVE_PASSKEY)
+    user, switched_off = services.remove_passkey(user=user, passkey_id=passkey_id)
+    audit.record(request, Kind.PASSKEY_REMOVED, user=user, passkey=str(passkey_id))
+    if switched_off:
+        audit.record(request, Kind.OTP_DISABLED, user=user)
+    return user
+
+
+def passkey_authentication_options(request) -> dict:
+    """passkeys/authentication/options: a challenge for the session's state. Pending or full: one
+    of that account's passkeys must answer; anonymous: any passkey the authenticator holds for
+    this site, with user verification (it stands in for the password too)."""
+    purpose, user = _passkey_purpose(request)
+    allow = [] if user is None else list(user.passkeys.values_list("credential_id", "transports"))
+    if user is not None and not allow:
+        raise services.NoPasskeys
+    challenge = challenges.issue(request.session, purpose=purpose, user_id=_id_of(user), now=clock.now())
+    return passkeys.request_options(challenge=challenge, allow=allow, user_verification=user is None)
+
+
+def authenticate_with_passkey(request, *, credential: dict) -> UserModel:
+    """passkeys/authentication: the session becomes full, as with otp/validate (a sign-in, a
+    second factor, or a full session's fresh proof). A refusal counts as a wrong code against the
+    session's account, or for a sign-in against the account of the credential when one has it;
+    the answer is the same either way."""
+    purpose, user = _passkey_purpose(request)
+    now = clock.now()
+    try:
+        challenge = challenges.take(request.session, purpose=purpose, user_id=_id_of(user), now=now)
+    except passkeys.Refused:
+        challenge = None  # still an attempt: it counts
+    try:
+        claim = passkeys.claim(credential)
+    except passkeys.Refused:
+        claim = None
+    passkey = services.find_passkey(claim.credential_id) if claim is not None else None
+    if user is None and passkey is not None and passkey.user.is_active:
+        user = passkey.user
+    if user is None:  # nothing to count against: an unknown credential, or no credential at all
+        audit.record(request, Kind.PASSKEY_REFUSED, reason="unknown credential")
+        raise services.PasskeyRejected
+
+    def verify(public_key: bytes) -> passkeys.Verified:
+        if challenge is None:
+            raise passkeys.Refused("no challenge")
+        if purpose == challenges.SIGN_IN and claim.user_handle != user.webauthn_user_handle:
+            raise passkeys.Refused("user handle of another account")
+        return passkeys.verify_assertion(
+            credential,
+            challenge=challenge,
+            origins=webauthn_origins(request),
+            public_key=public_key,
+            user_verification=purpose == challenges.SIGN_IN,
+        )
+
+    try:
+        passkey = services.accept_passkey(user=user, passkey=passkey, verify=verify, now=now)
+    except services.PasskeyRejected as rejected:
+        audit.record(request, Kind.PASSKEY_REFUSED, user=user, possibly_cloned=rejected.cloned)
+        audit.record_lock(request, rejected, user=user)
+        raise
+    _second_factor_proven(request, user=user)
+    if purpose == challenges.SIGN_IN:
+        audit.record(request, Kind.LOGIN_SUCCEEDED, user=user, second_factor="passkey")
+    audit.record(request, Kind.PASSKEY_USED, user=user, passkey=str(passkey.pk), purpose=purpose)
+    return user
+
+
+def rename_passkey(request, *, user: UserModel, passkey_id, name: str) -> Passkey:
+    return services.rename_passkey(user=user, passkey_id=passkey_id, name=name)
+
+
+def webauthn_origins(request) -> list[str]:
+    """The origins whose pages may use this site's passkeys: the API's own and the configured."""
+    return [origin_of(request.build_absolute_uri("/")), *map(origin_of, settings.TWOFA_WEBAUTHN_ORIGINS)]
+
+
+def _passkey_purpose(request) -> tuple[str, UserModel | None]:
+    if request.auth == session_state.FULL:
+        return challenges.STEP_UP, request.user
+    if request.auth == session_state.PENDING:
+        return challenges.SECOND_FACTOR, request.user
+    return challenges.SIGN_IN, None
+
+
+def _id_of(user: UserModel | None) -> str | None:
+    return None if user is None else str(user.pk)
+
+
+def _second_factor_proven(request, *, user: UserModel) -> None:
+    """The session becomes full for `user`, under a new key, with the second factor proven now."""
+    session_state.end_pending(request.session)
+    if auth.SESSION_KEY in request.session:
+        request.session.cycle_key()  # auth.login rotates the key itself only for a new login
+    auth.login(request, user, backend=backends.PATH)
     session_state.mark_second_factor_proven(request.session, now=clock.now())
 
 

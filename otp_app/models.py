@@ -95,6 +95,11 @@ class UserModel(AbstractBaseUser, PermissionsMixin):
     # Consecutive wrong codes, and until when every attempt is refused unseen.
     failed_attempts = models.PositiveIntegerField(default=0)
     locked_until = models.DateTimeField(null=True, blank=True)
+    # Passkeys: how many the account has (kept in the transaction that adds or removes one, so
+    # USER needs no extra query), and the random WebAuthn user handle they are made for, set
+    # when the first one is added: neither the email nor the primary key, which must not leak.
+    passkey_count = models.PositiveSmallIntegerField(default=0)
+    webauthn_user_handle = models.CharField(max_length=86, null=True, blank=True, unique=True, editable=False)
 
     objects = UserManager()
 
@@ -112,6 +117,11 @@ class UserModel(AbstractBaseUser, PermissionsMixin):
 
     def __str__(self):
         return self.email
+
+    @property
+    def two_factor_enabled(self) -> bool:
+        """A second factor is on: TOTP, or at least one passkey. Logins are then pending."""
+        return self.otp_enabled or self.passkey_count > 0
 
     def clean(self):
         # Forms (the admin's) check uniqueness after clean(): they must see the one spelling.
@@ -140,6 +150,28 @@ class RecoveryCode(models.Model):
         return f"recovery code of {self.user_id} ({'used' if self.used_at else 'unused'})"
 
 
+class Passkey(models.Model):
+    """A WebAuthn credential of an account: its public key, never a secret."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    user = models.ForeignKey(UserModel, on_delete=models.CASCADE, related_name="passkeys")
+    # base64url without padding, as browsers send it; at most 1,023 bytes (WebAuthn Level 3).
+    credential_id = models.CharField(max_length=1364, unique=True, editable=False)
+    public_key = models.BinaryField(editable=False)  # the COSE key the authenticator gave
+    sign_count = models.PositiveBigIntegerField(default=0, editable=False)
+    transports = models.JSONField(default=list, blank=True, editable=False)
+    backed_up = models.BooleanField(default=False, editable=False)  # synced to other devices
+    name = models.CharField(max_length=64)
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+    last_used_at = models.DateTimeField(null=True, blank=True, editable=False)
+
+    class Meta:
+        ordering = ["created_at"]
+
+    def __str__(self):
+        return self.name
+
+
 class SecurityEvent(models.Model):
     """The audit trail: who did what to an account's security, from where. Never a secret."""
 
@@ -155,6 +187,10 @@ class SecurityEvent(models.Model):
         RECOVERY_CODE_USED = "recovery_code_used", "recovery code used"
         RECOVERY_CODES_REGENERATED = "recovery_codes_regenerated", "recovery codes regenerated"
         OTP_RESET_BY_ADMIN = "otp_reset_by_admin", "2FA reset by an administrator"
+        PASSKEY_ADDED = "passkey_added", "passkey added"
+        PASSKEY_REMOVED = "passkey_removed", "passkey removed"
+        PASSKEY_USED = "passkey_used", "passkey used"
+        PASSKEY_REFUSED = "passkey_refused", "passkey refused"
 
     kind = models.CharField(max_length=40, choices=Kind.choices, db_index=True)
     user = models.ForeignKey(

@@ -32,10 +32,10 @@ def own_user(request, user_id) -> UserModel:
 
 
 def trusted_origins() -> set[str]:
-    return {_origin_of(url) for url in settings.TWOFA_TRUSTED_ORIGINS}
+    return {origin_of(url) for url in settings.TWOFA_TRUSTED_ORIGINS}
 
 
-def _origin_of(url: str) -> str:
+def origin_of(url: str) -> str:
     parts = urlsplit(url)
     return f"{parts.scheme}://{parts.netloc}".lower()
 
@@ -64,8 +64,8 @@ class TrustedOrigin(permissions.BasePermission):
             referer = request.META.get("HTTP_REFERER")
             if referer is None:
                 return True
-            origin = _origin_of(referer)
-        if origin.lower() == _origin_of(request.build_absolute_uri("/")) or origin.lower() in trusted_origins():
+            origin = origin_of(referer)
+        if origin.lower() == origin_of(request.build_absolute_uri("/")) or origin.lower() in trusted_origins():
             return True
         # Raised here rather than returned: DRF would turn a refusal of an anonymous request into
         # "credentials were not provided", which is not what happened.

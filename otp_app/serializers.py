@@ -6,7 +6,7 @@ from django.contrib.auth import password_validation
 from django.core.exceptions import ValidationError as DjangoValidationError
 from rest_framework import serializers
 
-from .models import InvalidEmailDomain, UserModel, normalise_email
+from .models import InvalidEmailDomain, Passkey, UserModel, normalise_email
 
 
 class StringOnly:
@@ -62,17 +62,47 @@ def _shared(serializer_class: type[serializers.Serializer]) -> serializers.Seria
 class UserSerializer(serializers.ModelSerializer):
     """USER: the only view of an account the API gives. No secret is, or may be, listed here."""
 
+    passkeys = serializers.IntegerField(source="passkey_count", help_text="How many passkeys the account has.")
+    two_factor_enabled = serializers.BooleanField(
+        help_text="A second factor is on (TOTP or a passkey): logins are pending until it is proven."
+    )
+
     class Meta:
         model = UserModel
-        fields = ["id", "name", "email", "otp_enabled", "otp_verified", "recovery_codes_left"]
+        fields = [
+            "id",
+            "name",
+            "email",
+            "otp_enabled",
+            "otp_verified",
+            "recovery_codes_left",
+            "passkeys",
+            "two_factor_enabled",
+        ]
         read_only_fields = fields
 
     def to_representation(self, user):
         # The values the fields would give, without building the fields again for every answer
         # (most answers carry USER). The fields themselves still describe USER in the schema.
-        values = {name: getattr(user, name) for name in self.Meta.fields}
-        values["id"] = str(user.pk)
-        return values
+        return {
+            "id": str(user.pk),
+            "name": user.name,
+            "email": user.email,
+            "otp_enabled": user.otp_enabled,
+            "otp_verified": user.otp_verified,
+            "recovery_codes_left": user.recovery_codes_left,
+            "passkeys": user.passkey_count,
+            "two_factor_enabled": user.two_factor_enabled,
+        }
+
+
+class PasskeySerializer(serializers.ModelSerializer):
+    """PASSKEY: what the account's owner sees of a passkey; never its key or credential id."""
+
+    class Meta:
+        model = Passkey
+        fields = ["id", "name", "created_at", "last_used_at", "backed_up"]
+        read_only_fields = fields
 
 
 class RegisterSerializer(serializers.Serializer):
@@ -143,6 +173,68 @@ class DisableSerializer(UserIdSerializer):
         help_text="A current code. Needed only when the second factor was not proven in this "
         "session within the last TWOFA_REAUTH_SECONDS (15 minutes).",
     )
+
+
+class Credential(serializers.DictField):
+    """A browser's `credential.toJSON()`: a JSON object, checked by the WebAuthn library."""
+
+
+PASSKEY_NAME = {"max_length": 64, "trim_whitespace": True}
+
+
+class PasskeyRegistrationSerializer(serializers.Serializer):
+    credential = Credential(help_text="RegistrationResponseJSON: what `credential.toJSON()` gives after create().")
+    name = Text(
+        required=False,
+        allow_blank=True,
+        help_text='A name to tell it apart ("Laptop"); default "Passkey N".',
+        **PASSKEY_NAME,
+    )
+
+
+class PasskeyAuthenticationSerializer(serializers.Serializer):
+    credential = Credential(help_text="AuthenticationResponseJSON: what `credential.toJSON()` gives after get().")
+
+
+class PasskeyRenameSerializer(serializers.Serializer):
+    name = Text(**PASSKEY_NAME)
+
+
+class PasskeyRemoveSerializer(serializers.Serializer):
+    token = Text(
+        max_length=64,
+        required=False,
+        help_text="A current TOTP code. Needed only when the second factor was not proven in this "
+        "session within the last TWOFA_REAUTH_SECONDS (15 minutes); a passkey proves it too.",
+    )
+
+
+class WebAuthnOptionsSerializer(serializers.Serializer):
+    publicKey = serializers.DictField(
+        help_text="WebAuthn's options JSON, for PublicKeyCredential.parseCreationOptionsFromJSON() "
+        "or parseRequestOptionsFromJSON()."
+    )
+
+
+class PasskeyAddedResponseSerializer(serializers.Serializer):
+    status = serializers.CharField(default="success")
+    passkey = PasskeySerializer()
+    user = UserSerializer()
+    recovery_codes = serializers.ListField(
+        child=serializers.CharField(),
+        required=False,
+        help_text="Only when this passkey switched 2FA on: ten single-use codes, shown this once.",
+    )
+
+
+class PasskeyResponseSerializer(serializers.Serializer):
+    status = serializers.CharField(default="success")
+    passkey = PasskeySerializer()
+
+
+class PasskeyListResponseSerializer(serializers.Serializer):
+    status = serializers.CharField(default="success")
+    passkeys = PasskeySerializer(many=True)
 
 
 class GenerateResponseSerializer(serializers.Serializer):

@@ -1,7 +1,7 @@
 """The use cases of the 2FA service and every rule they keep.
 
 Register, enrol (generate + verify), check a code at login (lockout and single use), recovery
-codes, disable, and the administrator's reset and unlock.
+codes, passkeys (add, rename, remove, accept), disable, and the administrator's reset and unlock.
 No HTTP here: views call these functions and `exceptions.py` turns their errors into answers.
 """
 
@@ -16,10 +16,11 @@ from django.contrib.auth.hashers import make_password
 from django.db import IntegrityError, transaction
 from django.db.models import F, Q
 from django.utils import timezone as django_timezone
+from webauthn.helpers import bytes_to_base64url
 
-from . import crypto, rows, totp
+from . import crypto, passkeys, rows, totp
 from .clock import as_datetime
-from .models import RecoveryCode, UserModel, normalise_email
+from .models import Passkey, RecoveryCode, UserModel, normalise_email
 
 
 class EmailTaken(Exception):
@@ -36,6 +37,27 @@ class CodeRejected(Exception):
         super().__init__()
         self.locked = locked
         self.codes_locked = codes_locked  # this attempt was the last the authenticator's codes get
+
+
+class PasskeyRejected(CodeRejected):
+    """A passkey's answer was not accepted: counted as a wrong code. `cloned`: its signature was
+    valid but its counter did not grow, the mark of a copied authenticator."""
+
+    def __init__(self, locked: bool = False, cloned: bool = False):
+        super().__init__(locked=locked)
+        self.cloned = cloned
+
+
+class PasskeyTaken(Exception):
+    """That credential is registered already (to this account or another)."""
+
+
+class PasskeyNotFound(Exception):
+    """No passkey of this account has that id."""
+
+
+class NoPasskeys(Exception):
+    """The account has no passkey to answer with."""
 
 
 class NoSecretToVerify(Exception):
@@ -63,12 +85,21 @@ class Proof(enum.Enum):
 
     TOTP = "totp"
     RECOVERY_CODE = "recovery_code"
+    PASSKEY = "passkey"
 
 
 @dataclass
 class Enrolment:
     user: UserModel
-    switched_on: bool  # False: a new secret replaced one already in force
+    switched_on: bool  # TOTP went on; False: a new secret replaced one already in force
+    recovery_codes: list[str]  # shown once, when 2FA is switched on (no passkey before)
+
+
+@dataclass
+class PasskeyAdded:
+    passkey: Passkey
+    user: UserModel
+    switched_on: bool  # it is the account's first second factor
     recovery_codes: list[str]  # shown once, when 2FA is switched on
 
 
@@ -111,7 +142,7 @@ def verify_enrolment(*, user: UserModel, code: str, now: float) -> Enrolment:
         stored, proving = user.otp_secret, Q(otp_secret=user.otp_secret)
     else:
         raise NoSecretToVerify
-    was_enabled = user.otp_enabled
+    was_enabled, had_factor = user.otp_enabled, user.two_factor_enabled
     step = _checked_step(user=user, secret=crypto.decrypt(stored), code=code, now=now)
     with transaction.atomic():
         # Conditional on the stored secret still being the one checked: of two racing
@@ -131,7 +162,7 @@ def verify_enrolment(*, user: UserModel, code: str, now: float) -> Enrolment:
                 locked_until=None,
             )
         )
-        codes = _replace_recovery_codes(user=user) if switched and not was_enabled else []
+        codes = _replace_recovery_codes(user=user) if switched and not had_factor else []
     if not switched:
         raise CodeRejected
     user.refresh_from_db()
@@ -141,7 +172,8 @@ def verify_enrolment(*, user: UserModel, code: str, now: float) -> Enrolment:
 def accept_code(*, user: UserModel, code: str, now: float, recovery: bool = True) -> Proof:
     """Accept `code` once for `user`: a TOTP code of the secret in force or, when `recovery`,
     one of the account's recovery codes. Raise CodeRejected otherwise."""
-    if not (user.otp_verified and user.otp_enabled and user.otp_secret):
+    totp_on = user.otp_verified and user.otp_enabled and user.otp_secret
+    if not (totp_on or user.passkey_count):
         raise NotEnrolled
     # While locked, refuse from the row already read: no secret decrypted, no code compared.
     _refuse_while_locked(user.locked_until, as_datetime(now))
@@ -150,6 +182,8 @@ def accept_code(*, user: UserModel, code: str, now: float, recovery: bool = True
         _count_attempt(user=user, now=now)
         _use_recovery_code(user=user, code=recovery_code, now=now)
         return Proof.RECOVERY_CODE
+    if not totp_on:  # passkeys only: the recovery codes stand in for them, nothing else does
+        raise NotEnrolled
     _refuse_locked_codes(user.failed_attempts)
     step = totp.matching_step(
         secret=crypto.decrypt(user.otp_secret), code=code, now=now, window=settings.TWOFA_VALID_WINDOW
@@ -211,15 +245,122 @@ def regenerate_recovery_codes(*, user: UserModel, code: str, now: float) -> list
 
 @transaction.atomic
 def disable(*, user: UserModel) -> UserModel:
-    _clear_second_factor(user=user)
+    """Turn TOTP off. With passkeys left, 2FA stays on with them and the recovery codes stay."""
+    _clear_totp(user=user)
+    if not Passkey.objects.filter(user=user).exists():
+        _clear_second_factor(user=user)
     user.refresh_from_db()
     return user
 
 
 @transaction.atomic
 def reset_by_admin(*, user: UserModel) -> None:
-    """An administrator's reset for a person who lost both phone and recovery codes."""
+    """An administrator's reset for a person who lost every factor and the recovery codes."""
+    _clear_totp(user=user)
+    Passkey.objects.filter(user=user).delete()
     _clear_second_factor(user=user)
+
+
+def passkey_user_handle(*, user: UserModel) -> str:
+    """The account's WebAuthn user handle: 32 random bytes, made the first time it is needed."""
+    if not user.webauthn_user_handle:
+        handle = bytes_to_base64url(secrets.token_bytes(32))
+        UserModel.objects.filter(pk=user.pk, webauthn_user_handle__isnull=True).update(webauthn_user_handle=handle)
+        user.refresh_from_db(fields=["webauthn_user_handle"])
+    return user.webauthn_user_handle
+
+
+def add_passkey(*, user: UserModel, new: passkeys.NewCredential, name: str) -> PasskeyAdded:
+    """Store a verified new credential. The account's first second factor switches 2FA on and
+    issues the recovery codes."""
+    with transaction.atomic():
+        try:
+            with transaction.atomic():
+                passkey = Passkey.objects.create(
+                    user=user,
+                    credential_id=new.credential_id,
+                    public_key=new.public_key,
+                    sign_count=new.sign_count,
+                    transports=new.transports,
+                    backed_up=new.backed_up,
+                    name=name,
+                )
+        except IntegrityError as error:  # the unique credential id decides a race too
+            raise PasskeyTaken from error
+        # The UPDATE locks the row first, so of two racing first passkeys one sees the other.
+        UserModel.objects.filter(pk=user.pk).update(passkey_count=F("passkey_count") + 1)
+        user.refresh_from_db()
+        switched_on = not user.otp_enabled and user.passkey_count == 1
+        codes = _replace_recovery_codes(user=user) if switched_on else []
+    if not passkey.name:
+        passkey.name = f"Passkey {user.passkey_count}"
+        Passkey.objects.filter(pk=passkey.pk).update(name=passkey.name)
+    user.refresh_from_db()
+    return PasskeyAdded(passkey=passkey, user=user, switched_on=switched_on, recovery_codes=codes)
+
+
+def rename_passkey(*, user: UserModel, passkey_id, name: str) -> Passkey:
+    if not Passkey.objects.filter(user=user, pk=passkey_id).update(name=name):
+        raise PasskeyNotFound
+    return Passkey.objects.get(pk=passkey_id)
+
+
+@transaction.atomic
+def remove_passkey(*, user: UserModel, passkey_id) -> tuple[UserModel, bool]:
+    """Remove a passkey; the last second factor gone turns 2FA off (recovery codes deleted).
+    Returns the account and whether 2FA went off."""
+    if not Passkey.objects.filter(user=user, pk=passkey_id).delete()[0]:
+        raise PasskeyNotFound
+    UserModel.objects.filter(pk=user.pk).update(passkey_count=F("passkey_count") - 1)
+    user.refresh_from_db()
+    switched_off = not user.two_factor_enabled
+    if switched_off:
+        _clear_second_factor(user=user)
+        user.refresh_from_db()
+    return user, switched_off
+
+
+def find_passkey(credential_id: str) -> Passkey | None:
+    return Passkey.objects.select_related("user").filter(credential_id=credential_id).first()
+
+
+def accept_passkey(*, user: UserModel, passkey: Passkey | None, verify, now: float) -> Passkey:
+    """Accept an answer of `passkey` for `user`: `verify(public_key)` checks it
+    (passkeys.verify_assertion). A refusal counts as a wrong code, under the same lockout; while
+    locked nothing is checked. A valid signature whose counter does not grow (both non-zero) is
+    refused as a possibly cloned authenticator."""
+    moment = as_datetime(now)
+    _refuse_while_locked(user.locked_until, moment)
+    if passkey is None or passkey.user_id != user.pk:  # unknown, or another account's: the same refusal
+        _count_attempt(user=user, now=now)
+        raise _passkey_rejected(user)
+    try:
+        verified = verify(bytes(passkey.public_key))
+    except passkeys.Refused:
+        _count_attempt(user=user, now=now)
+        raise _passkey_rejected(user) from None
+    used = Passkey.objects.filter(pk=passkey.pk)
+    if verified.sign_count:
+        # Conditional on the stored counter being lower, so of two answers racing with one
+        # counter value (a cloned key) only one passes.
+        used = used.filter(Q(sign_count__lt=verified.sign_count) | Q(sign_count=0))
+    with transaction.atomic():
+        if not used.update(sign_count=verified.sign_count, backed_up=verified.backed_up, last_used_at=moment):
+            cloned = True
+        else:
+            cloned = False
+            # Unguessable, unlike a code: a valid passkey ends a count of wrong attempts.
+            UserModel.objects.filter(pk=user.pk).update(failed_attempts=0, locked_until=None)
+    if cloned:
+        _count_attempt(user=user, now=now)
+        raise _passkey_rejected(user, cloned=True)
+    passkey.refresh_from_db()
+    user.failed_attempts, user.locked_until = 0, None
+    return passkey
+
+
+def _passkey_rejected(user: UserModel, *, cloned: bool = False) -> PasskeyRejected:
+    return PasskeyRejected(locked=lock_seconds(user.failed_attempts) is not None, cloned=cloned)
 
 
 def unlock(*, user: UserModel) -> None:
@@ -268,16 +409,15 @@ def _use_recovery_code(*, user: UserModel, code: str, now: float) -> None:
         raise _rejected(user)
 
 
+def _clear_totp(*, user: UserModel) -> None:
+    UserModel.objects.filter(pk=user.pk).update(otp_enabled=False, otp_verified=False, otp_secret="", pending_secret="")
+
+
 def _clear_second_factor(*, user: UserModel) -> None:
+    """With no factor left: no recovery codes, no lock, no passkey count."""
     RecoveryCode.objects.filter(user=user).delete()
     UserModel.objects.filter(pk=user.pk).update(
-        otp_enabled=False,
-        otp_verified=False,
-        otp_secret="",
-        pending_secret="",
-        recovery_codes_left=0,
-        failed_attempts=0,
-        locked_until=None,
+        recovery_codes_left=0, passkey_count=0, failed_attempts=0, locked_until=None
     )
 
 

@@ -28,6 +28,10 @@ secret_reenrolled = Signal()
 recovery_code_used = Signal()
 recovery_codes_regenerated = Signal()
 otp_reset_by_admin = Signal()
+passkey_added = Signal()
+passkey_removed = Signal()
+passkey_used = Signal()
+passkey_refused = Signal()
 
 BY_KIND = {
     Kind.REGISTERED: registered,
@@ -41,4 +45,8 @@ BY_KIND = {
     Kind.RECOVERY_CODE_USED: recovery_code_used,
     Kind.RECOVERY_CODES_REGENERATED: recovery_codes_regenerated,
     Kind.OTP_RESET_BY_ADMIN: otp_reset_by_admin,
+    Kind.PASSKEY_ADDED: passkey_added,
+    Kind.PASSKEY_REMOVED: passkey_removed,
+    Kind.PASSKEY_USED: passkey_used,
+    Kind.PASSKEY_REFUSED: passkey_refused,
 }

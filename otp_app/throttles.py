@@ -50,6 +50,15 @@ class RegisterThrottle(ScopedRateThrottle):
         return self.cache_format % {"scope": self.scope, "ident": self.get_ident(request)}
 
 
+class PasskeySignInThrottle(RegisterThrottle):
+    """Passkey sign-ins started per client address (scope `passkey-sign-in`:
+    TWOFA_PASSKEY_SIGN_IN_RATE). Each one stores a session; sessions already logged in, or
+    pending, are not limited."""
+
+    def allow_request(self, request, view):
+        return request.auth is not None or super().allow_request(request, view)
+
+
 def count_password_attempt(request, *, email: str) -> "Attempt":
     """Count a login attempt against both limits before any password is hashed; refuse it
     while the account or the address is over its limit.

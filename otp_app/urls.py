@@ -12,6 +12,12 @@ ENDPOINTS = [
     ("otp/validate", views.ValidateOtpView, "otp-validate"),
     ("otp/disable", views.DisableOtpView, "otp-disable"),
     ("otp/recovery-codes", views.RecoveryCodesView, "otp-recovery-codes"),
+    ("passkeys", views.PasskeyListView, "passkeys"),
+    ("passkeys/<uuid:passkey_id>", views.PasskeyDetailView, "passkey"),
+    ("passkeys/registration/options", views.PasskeyRegistrationOptionsView, "passkey-registration-options"),
+    ("passkeys/registration", views.PasskeyRegistrationView, "passkey-registration"),
+    ("passkeys/authentication/options", views.PasskeyAuthenticationOptionsView, "passkey-authentication-options"),
+    ("passkeys/authentication", views.PasskeyAuthenticationView, "passkey-authentication"),
 ]
 
 # The documented paths have no trailing slash.

@@ -34,6 +34,14 @@ from .serializers import (
     GenerateSerializer,
     HealthSerializer,
     LoginSerializer,
+    PasskeyAddedResponseSerializer,
+    PasskeyAuthenticationSerializer,
+    PasskeyListResponseSerializer,
+    PasskeyRegistrationSerializer,
+    PasskeyRemoveSerializer,
+    PasskeyRenameSerializer,
+    PasskeyResponseSerializer,
+    PasskeySerializer,
     RecoveryCodesResponseSerializer,
     RegisterSerializer,
     StatusMessageSerializer,
@@ -42,6 +50,7 @@ from .serializers import (
     UserSerializer,
     ValidateResponseSerializer,
     VerifyResponseSerializer,
+    WebAuthnOptionsSerializer,
     validated_data,
 )
 
@@ -195,7 +204,7 @@ class VerifyOtpView(FullSessionView):
         user = permissions.own_user(request, data.get("user_id"))
         enrolment = flows.finish_enrolment(request, user=user, code=data["token"])
         body = {"otp_verified": True, "user": self.user_data(enrolment.user)}
-        if enrolment.switched_on:
+        if enrolment.recovery_codes:
             body["recovery_codes"] = enrolment.recovery_codes
         return Response(body)
 
@@ -274,6 +283,155 @@ class RecoveryCodesView(FullSessionView):
         user = permissions.own_user(request, data.get("user_id"))
         codes = flows.regenerate_recovery_codes(request, user=user, code=data["token"])
         return Response({"status": "success", "recovery_codes": codes})
+
+
+PASSKEY_REFUSED = fail("Passkey was not accepted: a wrong, expired or used challenge, origin or signature")
+PASSKEY_CHANGE_REFUSED = fail(
+    "Pending session, foreign Origin, or the second factor must be proven again first (Confirm with a code: ...)"
+)
+
+
+class PasskeyRegistrationOptionsView(FullSessionView):
+    @swagger_auto_schema(
+        operation_summary="Start adding a passkey: WebAuthn creation options",
+        operation_description="Give `publicKey` to `navigator.credentials.create({publicKey: "
+        "PublicKeyCredential.parseCreationOptionsFromJSON(publicKey)})`, then send the result to "
+        "passkeys/registration. The challenge belongs to this session, is used once and expires "
+        "after TWOFA_WEBAUTHN_TIMEOUT (300 s). With a second factor on, this session must have "
+        "proven it within the last 15 minutes (TWOFA_REAUTH_SECONDS).",
+        tags=["4. passkeys"],
+        request_body=no_body,
+        responses={200: WebAuthnOptionsSerializer, 401: NO_SESSION, 403: PASSKEY_CHANGE_REFUSED},
+    )
+    def post(self, request):
+        return Response({"publicKey": flows.passkey_registration_options(request, user=request.user)})
+
+
+class PasskeyRegistrationView(FullSessionView):
+    serializer_class = PasskeyRegistrationSerializer
+
+    @swagger_auto_schema(
+        operation_summary="Finish adding a passkey",
+        operation_description="`credential` is `credential.toJSON()` of what create() gave. The "
+        "account's first second factor switches 2FA on: the answer then carries `recovery_codes`, "
+        "shown this once, and later logins are pending until a passkey, a code or a recovery code "
+        "proves the second factor.",
+        tags=["4. passkeys"],
+        responses={
+            201: PasskeyAddedResponseSerializer,
+            400: PASSKEY_REFUSED,
+            401: NO_SESSION,
+            403: PASSKEY_CHANGE_REFUSED,
+            409: fail("This passkey is already registered"),
+        },
+    )
+    def post(self, request):
+        data = self.validated(request)
+        added = flows.add_passkey(request, user=request.user, credential=data["credential"], name=data.get("name", ""))
+        body = {
+            "status": "success",
+            "passkey": PasskeySerializer(added.passkey).data,
+            "user": self.user_data(added.user),
+        }
+        if added.recovery_codes:
+            body["recovery_codes"] = added.recovery_codes
+        return Response(body, status=status.HTTP_201_CREATED)
+
+
+class PasskeyListView(FullSessionView):
+    @swagger_auto_schema(
+        operation_summary="The account's passkeys",
+        tags=["4. passkeys"],
+        responses={200: PasskeyListResponseSerializer, 401: NO_SESSION, 403: PENDING_SESSION},
+    )
+    def get(self, request):
+        passkeys = PasskeySerializer(request.user.passkeys.all(), many=True).data
+        return Response({"status": "success", "passkeys": passkeys})
+
+
+class PasskeyDetailView(FullSessionView):
+    def get_serializer_class(self):
+        return PasskeyRenameSerializer if self.request.method == "PATCH" else PasskeyRemoveSerializer
+
+    @swagger_auto_schema(
+        operation_summary="Rename a passkey",
+        tags=["4. passkeys"],
+        request_body=PasskeyRenameSerializer,
+        responses={
+            200: PasskeyResponseSerializer,
+            400: BAD_INPUT,
+            401: NO_SESSION,
+            403: PENDING_SESSION,
+            404: fail("Passkey not found"),
+        },
+    )
+    def patch(self, request, passkey_id):
+        data = self.validated(request)
+        passkey = flows.rename_passkey(request, user=request.user, passkey_id=passkey_id, name=data["name"])
+        return Response({"status": "success", "passkey": PasskeySerializer(passkey).data})
+
+    @swagger_auto_schema(
+        operation_summary="Remove a passkey",
+        operation_description="Removing the last second factor (no TOTP, no passkey left) turns 2FA "
+        "off and deletes the recovery codes. Unless this session proved the second factor within "
+        "the last 15 minutes (TWOFA_REAUTH_SECONDS), send a current TOTP code in `token`, or prove "
+        "it again with a passkey (passkeys/authentication) first.",
+        tags=["4. passkeys"],
+        request_body=PasskeyRemoveSerializer,
+        responses={
+            200: StatusUserSerializer,
+            400: WRONG_CODE,
+            401: NO_SESSION,
+            403: PASSKEY_CHANGE_REFUSED,
+            404: fail("Passkey not found"),
+            429: LOCKED,
+        },
+    )
+    def delete(self, request, passkey_id):
+        data = self.validated(request)
+        user = flows.remove_passkey(request, user=request.user, passkey_id=passkey_id, code=data.get("token"))
+        return Response({"status": "success", "user": self.user_data(user)})
+
+
+class PasskeyAuthenticationOptionsView(ApiView):
+    throttle_classes = [throttles.PasskeySignInThrottle]
+    throttle_scope = "passkey-sign-in"
+
+    @swagger_auto_schema(
+        operation_summary="Start proving a passkey: WebAuthn request options",
+        operation_description="For the session's state: *pending*, a passkey of that account as the "
+        "second factor; *none*, a sign-in without a password (any passkey of this site, user "
+        "verification required); *full*, a fresh proof of the second factor (before changing "
+        "factors). Give `publicKey` to `navigator.credentials.get({publicKey: "
+        "PublicKeyCredential.parseRequestOptionsFromJSON(publicKey)})`, then send the result to "
+        "passkeys/authentication.",
+        tags=["4. passkeys"],
+        request_body=no_body,
+        responses={
+            200: WebAuthnOptionsSerializer,
+            404: fail("No passkey is registered for this account"),
+            429: fail("Too many passkey sign-ins from this address"),
+        },
+    )
+    def post(self, request):
+        return Response({"publicKey": flows.passkey_authentication_options(request)})
+
+
+class PasskeyAuthenticationView(ApiView):
+    serializer_class = PasskeyAuthenticationSerializer
+
+    @swagger_auto_schema(
+        operation_summary="Prove a passkey: sign in, or the second factor",
+        operation_description="`credential` is `credential.toJSON()` of what get() gave. The session "
+        "becomes full (new session key), as after otp/validate. A refused passkey counts as a wrong "
+        "code: consecutive refusals lock the account like wrong codes.",
+        tags=["4. passkeys"],
+        responses={200: StatusUserSerializer, 400: PASSKEY_REFUSED, 429: LOCKED},
+    )
+    def post(self, request):
+        data = self.validated(request)
+        user = flows.authenticate_with_passkey(request, credential=data["credential"])
+        return Response({"status": "success", "user": self.user_data(user)})
 
 
 class HealthView(APIView):

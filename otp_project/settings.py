@@ -208,6 +208,21 @@ if not TWOFA_ENCRYPTION_KEYS:
 # API's own origin (Swagger UI): the CORS front ends and any CSRF-trusted origins.
 TWOFA_TRUSTED_ORIGINS = [*CORS_ALLOWED_ORIGINS, *CSRF_TRUSTED_ORIGINS]
 
+# Passkeys (WebAuthn). The RP ID is the domain passkeys are bound to (the site's host name or a
+# parent of it); a passkey made for one RP ID never works for another, so choose it once.
+TWOFA_WEBAUTHN_RP_ID = env.str("TWOFA_WEBAUTHN_RP_ID", default="localhost")
+TWOFA_WEBAUTHN_RP_NAME = env.str("TWOFA_WEBAUTHN_RP_NAME", default=TWOFA_ISSUER)
+# Origins whose pages may use passkeys, besides the API's own origin: by default the front ends.
+TWOFA_WEBAUTHN_ORIGINS = env.list("TWOFA_WEBAUTHN_ORIGINS", default=CORS_ALLOWED_ORIGINS)
+# Seconds a passkey challenge stays valid; each is used once, by the attempt that sends it.
+TWOFA_WEBAUTHN_TIMEOUT = env.int("TWOFA_WEBAUTHN_TIMEOUT", default=300)
+if TWOFA_WEBAUTHN_TIMEOUT <= 0:
+    raise ImproperlyConfigured("TWOFA_WEBAUTHN_TIMEOUT must be a positive number of seconds")
+# Passkey sign-ins (without a password) started per client address, as a DRF rate.
+TWOFA_PASSKEY_SIGN_IN_RATE = env.str("TWOFA_PASSKEY_SIGN_IN_RATE", default="60/minute")
+# The /demo/ page, which walks the whole API in a browser: on by default with DEBUG only.
+TWOFA_DEMO_PAGE = env.bool("TWOFA_DEMO_PAGE", default=DEBUG)
+
 # The client address of every limit and of the audit trail (otp_app/client_address.py): the
 # connection's, unless the connection comes from one of TRUSTED_PROXIES (addresses or networks)
 # and RATELIMIT_IP_META_KEY names the request.META key of the header that proxy sets
@@ -228,7 +243,7 @@ REST_FRAMEWORK = {
     "DEFAULT_PARSER_CLASSES": ["otp_app.parsers.JSONParser"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "EXCEPTION_HANDLER": "otp_app.exceptions.handle_exception",
-    "DEFAULT_THROTTLE_RATES": {"register": TWOFA_REGISTER_RATE},
+    "DEFAULT_THROTTLE_RATES": {"register": TWOFA_REGISTER_RATE, "passkey-sign-in": TWOFA_PASSKEY_SIGN_IN_RATE},
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
 }
 

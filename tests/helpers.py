@@ -30,6 +30,11 @@ VERIFY = "/api/auth/otp/verify"
 VALIDATE = "/api/auth/otp/validate"
 DISABLE = "/api/auth/otp/disable"
 RECOVERY_CODES = "/api/auth/otp/recovery-codes"
+PASSKEYS = "/api/auth/passkeys"
+PASSKEY_REGISTRATION_OPTIONS = "/api/auth/passkeys/registration/options"
+PASSKEY_REGISTRATION = "/api/auth/passkeys/registration"
+PASSKEY_AUTHENTICATION_OPTIONS = "/api/auth/passkeys/authentication/options"
+PASSKEY_AUTHENTICATION = "/api/auth/passkeys/authentication"
 
 # --- Its answers -------------------------------------------------------------------------------------
 
@@ -40,7 +45,7 @@ NOT_ENROLLED = {"status": "fail", "message": "OTP must be verified first"}
 UTF8_ONLY = "Request bodies must be UTF-8: send charset=utf-8 or no charset"
 # The user as every client reads it; recovery_codes_left came later, beside these.
 BASE_USER_KEYS = ["id", "name", "email", "otp_enabled", "otp_verified"]
-USER_KEYS = {*BASE_USER_KEYS, "recovery_codes_left"}
+USER_KEYS = {*BASE_USER_KEYS, "recovery_codes_left", "passkeys", "two_factor_enabled"}
 
 # --- Accounts and logins -----------------------------------------------------------------------------
 
@@ -195,6 +200,27 @@ def guess_wrong(
         response = client.post(path, {"token": wrong_code(secret or user.otp_secret, clock)}, format="json")
         assert response.status_code == 400, response.content
         assert response.json() == INVALID
+
+
+# --- Passkeys, with a software authenticator (tests/support/authenticator.py) ------------------------
+
+
+def add_passkey(client: APIClient, authenticator, *, name: str | None = None, **overrides):
+    """Ask for creation options and answer them with `authenticator` (`overrides`: its attacks)."""
+    options = client.post(PASSKEY_REGISTRATION_OPTIONS)
+    assert options.status_code == 200, options.content
+    body = {"credential": authenticator.register(options.json()["publicKey"], **overrides)}
+    if name is not None:
+        body["name"] = name
+    return client.post(PASSKEY_REGISTRATION, body, format="json")
+
+
+def prove_passkey(client: APIClient, authenticator, **overrides):
+    """Ask for request options in the client's session and answer them with `authenticator`."""
+    options = client.post(PASSKEY_AUTHENTICATION_OPTIONS)
+    assert options.status_code == 200, options.content
+    answer = authenticator.authenticate(options.json()["publicKey"], **overrides)
+    return client.post(PASSKEY_AUTHENTICATION, {"credential": answer}, format="json")
 
 
 # --- The admin, as a browser fills its forms --------------------------------------------------------------

@@ -19,18 +19,22 @@ from tests.helpers import (
     ADMIN_USERS,
     DISABLE,
     GENERATE,
+    PASSKEYS,
     PASSWORD,
     RECOVERY_CODES,
     REGISTER,
     VALIDATE,
     VERIFY,
+    add_passkey,
     code_for,
     enrol,
     login,
     make_user,
+    prove_passkey,
     spellings,
     wrong_code,
 )
+from tests.support.authenticator import SoftwareAuthenticator
 
 AGENT = "AuditTest/1.0 (a browser of Ann's)"
 ADDRESS = "203.0.113.7"
@@ -153,6 +157,43 @@ def otp_reset_by_admin(clock):
     return ann.email
 
 
+def ann_with_passkey() -> tuple[APIClient, SoftwareAuthenticator, dict]:
+    """Ann, logged in with her password, adds a passkey: (her browser, the passkey, the answer)."""
+    make_user()
+    client, authenticator = browser(), SoftwareAuthenticator(origin="http://testserver")
+    assert login(client, "ann@example.com").status_code == 200
+    response = add_passkey(client, authenticator)
+    assert response.status_code == 201, response.content
+    return client, authenticator, response.json()
+
+
+def passkey_added(clock):
+    ann_with_passkey()
+    return "ann@example.com"
+
+
+def passkey_removed(clock):
+    client, _, added = ann_with_passkey()
+    assert client.delete(f"{PASSKEYS}/{added['passkey']['id']}", {}, format="json").status_code == 200
+    return "ann@example.com"
+
+
+def passkey_used(clock):
+    _, authenticator, _ = ann_with_passkey()
+    client = browser()
+    assert login(client, "ann@example.com").status_code == 200
+    assert prove_passkey(client, authenticator).status_code == 200
+    return "ann@example.com"
+
+
+def passkey_refused(clock):
+    _, authenticator, _ = ann_with_passkey()
+    client = browser()
+    assert login(client, "ann@example.com").status_code == 200
+    assert prove_passkey(client, authenticator, origin="https://phishing.example").status_code == 400
+    return "ann@example.com"
+
+
 SCENARIOS = {
     Kind.REGISTERED: (registered, signals.registered),
     Kind.LOGIN_SUCCEEDED: (login_succeeded, signals.login_succeeded),
@@ -165,13 +206,17 @@ SCENARIOS = {
     Kind.RECOVERY_CODE_USED: (recovery_code_used, signals.recovery_code_used),
     Kind.RECOVERY_CODES_REGENERATED: (recovery_codes_regenerated, signals.recovery_codes_regenerated),
     Kind.OTP_RESET_BY_ADMIN: (otp_reset_by_admin, signals.otp_reset_by_admin),
+    Kind.PASSKEY_ADDED: (passkey_added, signals.passkey_added),
+    Kind.PASSKEY_REMOVED: (passkey_removed, signals.passkey_removed),
+    Kind.PASSKEY_USED: (passkey_used, signals.passkey_used),
+    Kind.PASSKEY_REFUSED: (passkey_refused, signals.passkey_refused),
 }
 KINDS = pytest.mark.parametrize("kind", list(SCENARIOS), ids=[kind.value for kind in SCENARIOS])
 
 
 def test_every_kind_of_event_has_a_scenario_here():
     assert set(SCENARIOS) == set(Kind)
-    assert len(Kind) == 11
+    assert len(Kind) == 15
 
 
 def wall_clock() -> datetime:
@@ -392,6 +437,14 @@ def test_no_event_and_no_log_line_holds_a_secret_a_recovery_code_or_a_password(
     codes = enabled["recovery_codes"]
     secrets_seen.append(secret)
     codes_seen += codes
+    # a passkey beside TOTP: added, refused once (a phishing page), used, removed
+    authenticator = SoftwareAuthenticator(origin="http://testserver")
+    assert add_passkey(client, authenticator).status_code == 201
+    assert prove_passkey(sign_in(), authenticator, origin="https://phishing.example").status_code == 400
+    passkey_login = sign_in()
+    assert prove_passkey(passkey_login, authenticator).status_code == 200
+    passkey_id = passkey_login.get(PASSKEYS).json()["passkeys"][0]["id"]
+    assert passkey_login.delete(f"{PASSKEYS}/{passkey_id}", {}, format="json").status_code == 200
     locked = sign_in()
     for token in ["zzzzz-zzzzz", wrong_code(secret, clock), "zzzzz-zzzzz", wrong_code(secret, clock), "yyyyy-yyyyy"]:
         assert locked.post(VALIDATE, {"token": token}, format="json").status_code == 400

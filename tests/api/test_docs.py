@@ -5,6 +5,7 @@ request fields each POST takes, and the error statuses each endpoint can answer.
 """
 
 import re
+import uuid
 
 import pytest
 import yaml
@@ -22,8 +23,16 @@ SCHEMA_PATHS = {
     "/api/auth/otp/validate": "post",
     "/api/auth/otp/disable": "post",
     "/api/auth/otp/recovery-codes": "post",
+    "/api/auth/passkeys": "get",
+    "/api/auth/passkeys/{passkey_id}": "patch",
+    "/api/auth/passkeys/registration/options": "post",
+    "/api/auth/passkeys/registration": "post",
+    "/api/auth/passkeys/authentication/options": "post",
+    "/api/auth/passkeys/authentication": "post",
     "/healthz": "get",
 }
+# Paths with a second method (the tests below read the first one's operation).
+MORE_METHODS = {"/api/auth/passkeys/{passkey_id}": {"delete"}}
 
 REQUEST_FIELDS = {
     # path -> (all fields, required fields)
@@ -34,6 +43,8 @@ REQUEST_FIELDS = {
     "/api/auth/otp/validate": ({"user_id", "token"}, {"token"}),
     "/api/auth/otp/disable": ({"user_id", "token"}, set()),
     "/api/auth/otp/recovery-codes": ({"user_id", "token"}, {"token"}),
+    "/api/auth/passkeys/registration": ({"credential", "name"}, {"credential"}),
+    "/api/auth/passkeys/authentication": ({"credential"}, {"credential"}),
 }
 
 # Every status each endpoint can answer; 403 on a POST is at least the refusal of a foreign
@@ -48,6 +59,12 @@ RESPONSES = {
     "/api/auth/otp/validate": {200, 400, 401, 403, 404, 429},
     "/api/auth/otp/disable": {200, 400, 401, 403, 429},
     "/api/auth/otp/recovery-codes": {200, 400, 401, 403, 404, 429},
+    "/api/auth/passkeys": {200, 401, 403},
+    "/api/auth/passkeys/{passkey_id}": {200, 400, 401, 403, 404},
+    "/api/auth/passkeys/registration/options": {200, 401, 403},
+    "/api/auth/passkeys/registration": {201, 400, 401, 403, 409},
+    "/api/auth/passkeys/authentication/options": {200, 403, 404, 429},
+    "/api/auth/passkeys/authentication": {200, 400, 403, 429},
     "/healthz": {200, 503},
 }
 
@@ -61,6 +78,12 @@ SUCCESS_FIELDS = {
     "/api/auth/otp/validate": ("200", {"otp_valid"}),
     "/api/auth/otp/disable": ("200", {"otp_disabled", "user"}),
     "/api/auth/otp/recovery-codes": ("200", {"status", "recovery_codes"}),
+    "/api/auth/passkeys": ("200", {"status", "passkeys"}),
+    "/api/auth/passkeys/{passkey_id}": ("200", {"status", "passkey"}),
+    "/api/auth/passkeys/registration/options": ("200", {"publicKey"}),
+    "/api/auth/passkeys/registration": ("201", {"status", "passkey", "user", "recovery_codes"}),
+    "/api/auth/passkeys/authentication/options": ("200", {"publicKey"}),
+    "/api/auth/passkeys/authentication": ("200", {"status", "user"}),
 }
 
 
@@ -143,19 +166,20 @@ def test_schema_lists_exactly_the_api_paths_as_clients_call_them(schema):
 def test_schema_paths_are_plain_paths_not_regexes(schema):
     # The schema must not show regex characters ("^", "?", "$", "\") or a trailing slash.
     for path in documented_paths(schema):
-        assert re.fullmatch(r"(/[a-z-]+)+", path), path
+        assert re.fullmatch(r"(/[a-z-]+|/\{[a-z_]+\})+", path), path
 
 
 @pytest.mark.parametrize("path, method", SCHEMA_PATHS.items())
 def test_each_path_documents_its_method_only(schema, path, method):
     methods = {key for key in find(schema, path) if key != "parameters"}
-    assert methods == {method}
+    assert methods == {method, *MORE_METHODS.get(path, ())}
 
 
 @pytest.mark.parametrize("path, method", SCHEMA_PATHS.items())
 def test_documented_path_is_served(api, db, schema, path, method):
     # What Swagger UI's "Try it out" calls, spelled exactly as the schema spells it.
     documented = next(p for p in documented_paths(schema) if p.rstrip("/") == path)
+    documented = documented.replace("{passkey_id}", str(uuid.uuid4()))
     response = getattr(api, method)(documented, {}, format="json")
     assert response.status_code not in (301, 302, 404, 405), (documented, response.status_code)
 

@@ -28,6 +28,8 @@ def test_login_answers_200_with_status_and_exactly_the_user(api, user, clock):
             "otp_enabled": False,
             "otp_verified": False,
             "recovery_codes_left": 0,
+            "passkeys": 0,
+            "two_factor_enabled": False,
         },
     }
 

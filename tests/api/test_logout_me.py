@@ -20,6 +20,8 @@ def test_me_returns_status_and_exactly_the_user(logged_in_client, user):
             "otp_enabled": False,
             "otp_verified": False,
             "recovery_codes_left": 0,
+            "passkeys": 0,
+            "two_factor_enabled": False,
         },
     }
 
@@ -35,6 +37,8 @@ def test_me_after_the_second_factor_shows_2fa_on_and_no_secret(full_2fa_client, 
         "otp_enabled": True,
         "otp_verified": True,
         "recovery_codes_left": 0,
+        "passkeys": 0,
+        "two_factor_enabled": True,
     }
     assert user_with_2fa.otp_secret not in response.content.decode()
 

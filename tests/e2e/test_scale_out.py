@@ -8,7 +8,8 @@ import pytest
 import requests
 
 from tests.helpers import wrong_code_now
-from tests.support.http_client import Account
+from tests.support.authenticator import SoftwareAuthenticator
+from tests.support.http_client import Account, race
 from tests.support.server import Server, drop_database
 
 pytestmark = pytest.mark.e2e
@@ -26,6 +27,8 @@ def two_instances(tmp_path_factory):
     )
     try:
         first.start()
+        # Behind one host name in production: here the pages of a passkey are the first's.
+        second.env["TWOFA_WEBAUTHN_ORIGINS"] = first.url
         second.start(migrate=False)
         yield first.url, second.url
     finally:
@@ -88,3 +91,46 @@ def test_failed_logins_on_both_instances_count_towards_one_limit(two_instances):
             base + "/api/auth/login", json={"email": account.email, "password": "wrong password"}, timeout=30
         )
         assert response.status_code == 429
+
+
+def _with_passkey(one: str, other: str) -> tuple[Account, SoftwareAuthenticator]:
+    """An account whose passkey was asked for on one instance and stored by the other."""
+    account, passkey = Account(one), SoftwareAuthenticator(origin=one)
+    assert account.register().status_code == 201
+    assert account.login().status_code == 200
+    options = account.post("passkeys/registration/options").json()["publicKey"]
+    answer = {"credential": passkey.register(options)}
+    assert account.http.post(other + "/api/auth/passkeys/registration", json=answer, timeout=30).status_code == 201
+    return account, passkey
+
+
+def test_a_passkey_challenge_issued_by_one_instance_is_answered_on_the_other(two_instances):
+    one, other = two_instances
+    account, passkey = _with_passkey(one, other)
+    browser = account.pending_session()
+    options = account.post("passkeys/authentication/options", http=browser).json()["publicKey"]
+
+    response = browser.post(
+        other + "/api/auth/passkeys/authentication", json={"credential": passkey.authenticate(options)}, timeout=30
+    )
+
+    assert response.status_code == 200, response.text
+    assert browser.get(one + "/api/auth/me", timeout=30).status_code == 200
+
+
+def test_one_passkey_answer_raced_to_both_instances_is_accepted_once(two_instances):
+    one, other = two_instances
+    account, passkey = _with_passkey(one, other)
+    browser = account.pending_session()
+    options = account.post("passkeys/authentication/options", http=browser).json()["publicKey"]
+    answer = {"credential": passkey.authenticate(options)}
+
+    def send(url: str) -> int:
+        copy = requests.Session()
+        copy.cookies.update(browser.cookies)
+        return copy.post(url + "/api/auth/passkeys/authentication", json=answer, timeout=60).status_code
+
+    # Four, not more: each refusal counts as a wrong code, and five would lock the account.
+    statuses = race([lambda url=url: send(url) for url in [one, other] * 2])
+
+    assert sorted(statuses) == [200, 400, 400, 400]
