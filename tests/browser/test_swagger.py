@@ -7,6 +7,7 @@ keeps the README's screenshot of Swagger UI (docs/swagger-ui.png).
 """
 
 import json
+import re
 
 import pytest
 
@@ -25,7 +26,7 @@ HTTP_METHODS = ("get", "post", "put", "patch", "delete")
 def expected_operations() -> set[tuple[str, str]]:
     """(METHOD, path) of every API endpoint, as clients call it, and the health check."""
     return {
-        (method.upper(), f"/api/auth/{route}")
+        (method.upper(), "/api/auth/" + re.sub(r"<\w+:(\w+)>", r"{\1}", route))
         for route, view, _name in ENDPOINTS
         for method in HTTP_METHODS
         if hasattr(view, method)
