@@ -82,6 +82,13 @@ TEMPLATES = [
 DATABASES = {"default": env.db("DATABASE_URL", default=f"sqlite:///{BASE_DIR / 'db.sqlite3'}")}
 DATABASES["default"]["CONN_MAX_AGE"] = env.int("CONN_MAX_AGE", default=60)
 DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+# Behind a pooler in transaction mode (PgBouncer's `pool_mode = transaction`) each transaction
+# may run on another server connection, so nothing may outlive a commit: not a cursor held open
+# (what QuerySet.iterator() opens outside a transaction), which is why rows are then fetched whole;
+# not a prepared statement, which Django leaves off (psycopg's prepare_threshold is None unless
+# OPTIONS sets it); and this service keeps no other session state (SET, advisory locks, LISTEN).
+if env.bool("DATABASE_TRANSACTION_POOLING", default=False):
+    DATABASES["default"]["DISABLE_SERVER_SIDE_CURSORS"] = True
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     DATABASES["default"].setdefault("OPTIONS", {}).update(
         {

@@ -1,31 +1,47 @@
 """Two instances of the service over one database and one cache act as one service.
 
 On the SQLite run they share the SQLite file and its cache table; on the PostgreSQL run, the
-PostgreSQL database and Redis.
+PostgreSQL database and Redis, once connected to it directly and once through PgBouncer in
+transaction pooling mode.
 """
+
+import os
 
 import pytest
 import requests
 
 from tests.helpers import wrong_code_now
+from tests.support import pgbouncer
 from tests.support.authenticator import SoftwareAuthenticator
 from tests.support.http_client import Account, race
-from tests.support.server import Server, drop_database
+from tests.support.server import Server, drop_database, is_postgres
 
 pytestmark = pytest.mark.e2e
 
 
-@pytest.fixture(scope="module")
-def two_instances(tmp_path_factory):
+@pytest.fixture(scope="module", params=["direct", "pgbouncer"])
+def two_instances(request, tmp_path_factory):
+    through_pgbouncer = request.param == "pgbouncer"
+    if through_pgbouncer:
+        if not is_postgres(os.environ.get("DATABASE_URL", "")):
+            pytest.skip("runs on the PostgreSQL leg")
+        pgbouncer.require()
     first = Server(tmp_path_factory.mktemp("first"))
+    database_url = first.env["DATABASE_URL"]
     # Instances of one service share its keys: sessions are signed with SECRET_KEY, secrets
     # encrypted with TWOFA_ENCRYPTION_KEYS.
     second = Server(
         tmp_path_factory.mktemp("second"),
-        database_url=first.env["DATABASE_URL"],
+        database_url=database_url,
         env={key: first.env[key] for key in ("SECRET_KEY", "TWOFA_ENCRYPTION_KEYS")},
     )
+    bouncer = None
     try:
+        if through_pgbouncer:
+            # The instances' threads, and the migrations, take turns on its few server connections.
+            bouncer = pgbouncer.PgBouncer(tmp_path_factory.mktemp("pgbouncer"), upstream=database_url).start()
+            for server in (first, second):
+                server.env.update(DATABASE_URL=bouncer.url_of(database_url), DATABASE_TRANSACTION_POOLING="true")
         first.start()
         # Behind one host name in production: here the pages of a passkey are the first's.
         second.env["TWOFA_WEBAUTHN_ORIGINS"] = first.url
@@ -34,7 +50,9 @@ def two_instances(tmp_path_factory):
     finally:
         first.stop()
         second.stop()
-        drop_database(first.env["DATABASE_URL"])
+        if bouncer:
+            bouncer.stop()
+        drop_database(database_url)
 
 
 def test_a_session_created_on_one_instance_works_on_the_other(two_instances):

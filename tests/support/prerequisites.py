@@ -1,4 +1,5 @@
-"""What some tests need beyond Python: Chromium, nginx, Node.js, PostgreSQL and Redis, free ports.
+"""What some tests need beyond Python: Chromium, nginx, Node.js, PgBouncer, PostgreSQL and Redis,
+free ports.
 
 Without one, its tests are skipped on a developer's machine and fail in CI (`CI` set), which
 installs everything (.ci/run). The end of a run lists what was skipped and how to get it
@@ -34,6 +35,11 @@ NODE = Need(
     "Node.js is not installed",
     "the runs of the Postman collection (tests/e2e/test_postman.py)",
     "apt-get install nodejs npm (newman then comes with `npm ci --prefix postman`)",
+)
+PGBOUNCER = Need(
+    "PgBouncer is not installed",
+    "the two-instance tests through PgBouncer (tests/e2e/test_scale_out.py, on PostgreSQL)",
+    "apt-get install pgbouncer (the tests start their own; the system service may stay stopped)",
 )
 POSTGRES_AND_REDIS = Need(
     "PostgreSQL or Redis is not listening on 127.0.0.1",
