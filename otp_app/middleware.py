@@ -82,7 +82,7 @@ class Utf8RequestsMiddleware:
 
 
 # Content-Security-Policy by path prefix. Everything (the API, the schema, errors, static files)
-# loads nothing, runs nothing and may be framed by no one, but for the three kinds of pages people
+# loads nothing, runs nothing and may be framed by no one, but for the four kinds of pages people
 # open, which load what they need from this origin only. Their scripts are files, never inline
 # and never eval; Swagger UI and ReDoc write <style> elements as they run (insertion-query's
 # keyframes, ReDoc's styled-components), so their styles may be inline.
@@ -101,7 +101,12 @@ REDOC = (
     "img-src 'self' data: https://cdn.redoc.ly; connect-src 'self'; worker-src blob:; "
     "base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
 )
-PAGE_POLICIES = (("/admin/", ADMIN), ("/swagger/", SWAGGER_UI), ("/redoc/", REDOC))
+# The demo page shows the QR code of otp/generate, a data: URI.
+DEMO = (
+    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; "
+    "base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
+)
+PAGE_POLICIES = (("/admin/", ADMIN), ("/swagger/", SWAGGER_UI), ("/redoc/", REDOC), ("/demo/", DEMO))
 
 
 class ContentSecurityPolicyMiddleware:

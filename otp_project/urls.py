@@ -4,6 +4,7 @@ from drf_yasg import openapi
 from drf_yasg.views import get_schema_view
 from rest_framework import permissions
 
+from otp_app import pages
 from otp_app.exceptions import not_found
 from otp_app.openapi import SchemaGenerator
 from otp_app.urls import documented
@@ -14,8 +15,9 @@ schema_view = get_schema_view(
         title="2FA API",
         default_version="v1",
         description=(
-            "Two-factor authentication (TOTP) over a session cookie. Flow: register → login → "
-            "otp/generate → otp/verify; later logins: login → otp/validate. See the README."
+            "Two-factor authentication (TOTP codes and passkeys) over a session cookie. Flow: register → "
+            "login → otp/generate → otp/verify (or passkeys/registration); later logins: login → "
+            "otp/validate (or passkeys/authentication), or a passkey alone. See the README."
         ),
     ),
     public=True,
@@ -32,6 +34,7 @@ urlpatterns = [
     re_path(r"^swagger\.(?P<format>json|yaml)$", schema_view.without_ui(cache_timeout=0), name="schema-json"),
     path("swagger/", schema_view.with_ui("swagger", cache_timeout=0), name="schema-swagger-ui"),
     path("redoc/", schema_view.with_ui("redoc", cache_timeout=0), name="schema-redoc"),
+    path("demo/", pages.demo, name="demo"),
 ]
 
 handler400 = "otp_app.exceptions.bad_request"
