@@ -175,15 +175,19 @@ class DisableSerializer(UserIdSerializer):
     )
 
 
-class Credential(serializers.DictField):
-    """A browser's `credential.toJSON()`: a JSON object, checked by the WebAuthn library."""
+class WebAuthnJson(serializers.DictField):
+    """A JSON object of WebAuthn's (options, or a browser's `credential.toJSON()`), of any members:
+    the WebAuthn library checks them, so the schema says only "an object"."""
+
+    class Meta:
+        swagger_schema_fields = {"type": "object", "additionalProperties": True}
 
 
 PASSKEY_NAME = {"max_length": 64, "trim_whitespace": True}
 
 
 class PasskeyRegistrationSerializer(serializers.Serializer):
-    credential = Credential(help_text="RegistrationResponseJSON: what `credential.toJSON()` gives after create().")
+    credential = WebAuthnJson(help_text="RegistrationResponseJSON: what `credential.toJSON()` gives after create().")
     name = Text(
         required=False,
         allow_blank=True,
@@ -193,7 +197,7 @@ class PasskeyRegistrationSerializer(serializers.Serializer):
 
 
 class PasskeyAuthenticationSerializer(serializers.Serializer):
-    credential = Credential(help_text="AuthenticationResponseJSON: what `credential.toJSON()` gives after get().")
+    credential = WebAuthnJson(help_text="AuthenticationResponseJSON: what `credential.toJSON()` gives after get().")
 
 
 class PasskeyRenameSerializer(serializers.Serializer):
@@ -210,7 +214,7 @@ class PasskeyRemoveSerializer(serializers.Serializer):
 
 
 class WebAuthnOptionsSerializer(serializers.Serializer):
-    publicKey = serializers.DictField(
+    publicKey = WebAuthnJson(
         help_text="WebAuthn's options JSON, for PublicKeyCredential.parseCreationOptionsFromJSON() "
         "or parseRequestOptionsFromJSON()."
     )

@@ -46,6 +46,9 @@ def register(api: str, email: str) -> requests.Response:
 
 def logged_in(api: str, email: str) -> requests.Session:
     session = requests.Session()
+    # A new connection per request: the sessions wait for each other's logins longer than the
+    # server keeps an idle connection (2 s), and a request sent just as the server closes one fails.
+    session.headers["Connection"] = "close"
     response = session.post(api + "login", json={"email": email, "password": PASSWORD}, timeout=TIMEOUT)
     assert response.status_code == 200, response.text
     return session
