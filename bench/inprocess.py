@@ -1,7 +1,8 @@
 """Per endpoint, the SQL queries, password hashes and Redis commands of one call through Django's
-test client, and the password hasher's cost alone. Run by bench/run.py on its own database with
-the servers' settings; prints one JSON document."""
+test client; the password hasher's cost alone, and the passkey signature check's. Run by
+bench/run.py on its own database with the servers' settings; prints one JSON document."""
 
+import hashlib
 import json
 import os
 import statistics
@@ -22,7 +23,9 @@ from django.db import connection  # noqa: E402
 from django.test import Client  # noqa: E402
 from django.test.utils import CaptureQueriesContext  # noqa: E402
 
-from otp_app.models import UserModel  # noqa: E402
+from otp_app import passkeys  # noqa: E402
+from otp_app.models import Passkey, UserModel  # noqa: E402
+from tests.support.authenticator import SoftwareAuthenticator  # noqa: E402
 
 PASSWORD = "bench: correct horse battery staple"
 STEP = 30
@@ -201,9 +204,41 @@ def main() -> dict:
     measure("floor: one password hash", client(), "GET", "/bench/hash", expect=200)
     measure("floor: one password hash", client(), "GET", "/bench/hash", expect=200)  # the first made the hash
 
+    # Passkeys: Dave's first second factor is a passkey; then one request of scenario (7) (from a
+    # pending session) and one of (8) (from no session), each after its options.
+    dave, dave_email = logged_in("Dave")
+    authenticator = SoftwareAuthenticator(origin="http://127.0.0.1", rp_id="localhost")
+    options = post(dave, "passkeys/registration/options").json()["publicKey"]
+    post(dave, "passkeys/registration", {"credential": authenticator.register(options)})
+    post(dave, "logout")
+    post(dave, "login", {"email": dave_email, "password": PASSWORD})
+    options = post(dave, "passkeys/authentication/options").json()["publicKey"]
+    measure(
+        "passkeys/authentication (pending session: second factor)",
+        dave,
+        "POST",
+        api + "passkeys/authentication",
+        {"credential": authenticator.authenticate(options)},
+        200,
+    )
+    anonymous = client()
+    options = post(anonymous, "passkeys/authentication/options").json()["publicKey"]
+    measure(
+        "passkeys/authentication (no session: sign-in)",
+        anonymous,
+        "POST",
+        api + "passkeys/authentication",
+        {"credential": authenticator.authenticate(options)},
+        200,
+    )
+    public_key = bytes(Passkey.objects.get(user__email=dave_email).public_key)
+
     return {
         "endpoints": endpoints,
         "hasher": hasher_cost(int(os.environ.get("BENCH_HASH_ITERATIONS", "20"))),
+        "passkey_signature": signature_cost(
+            authenticator, public_key, int(os.environ.get("BENCH_SIGNATURE_CALLS", "2000"))
+        ),
         "database": connection.vendor,
         "cache": settings.CACHES["default"]["BACKEND"],
         "session_engine": settings.SESSION_ENGINE,
@@ -269,6 +304,47 @@ def hasher_cost(iterations: int) -> dict:
         ),
         "pbkdf2_sha256_390000_verify": _timed(lambda: pbkdf2.verify(PASSWORD, pbkdf2_encoded), max(3, iterations // 5)),
     }
+
+
+def signature_cost(authenticator: SoftwareAuthenticator, public_key: bytes, calls: int) -> dict:
+    """CPU of `passkeys.verify_assertion` on one prepared sign-in assertion (py_webauthn's whole
+    check: parsing, client data, RP ID hash, flags, the COSE key and the ECDSA P-256 signature),
+    and of the ECDSA verification alone; median of `calls` calls, in µs."""
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from webauthn.helpers import base64url_to_bytes, decode_credential_public_key, decoded_public_key_to_cryptography
+
+    challenge = os.urandom(32)
+    credential = authenticator.authenticate({"rpId": "localhost"}, challenge=challenge)
+    origins = ["http://127.0.0.1"]
+
+    def check():
+        passkeys.verify_assertion(
+            credential, challenge=challenge, origins=origins, public_key=public_key, user_verification=True
+        )
+
+    response = credential["response"]
+    signed = (
+        base64url_to_bytes(response["authenticatorData"])
+        + hashlib.sha256(base64url_to_bytes(response["clientDataJSON"])).digest()
+    )
+    signature = base64url_to_bytes(response["signature"])
+    key = decoded_public_key_to_cryptography(decode_credential_public_key(public_key))
+
+    def ecdsa():
+        key.verify(signature, signed, ec.ECDSA(hashes.SHA256()))
+
+    return {"verify_assertion": _timed_us(check, calls), "ecdsa_p256_verify": _timed_us(ecdsa, calls)}
+
+
+def _timed_us(function, calls: int) -> dict:
+    function()  # warm: imports, caches
+    cpu = []
+    for _ in range(calls):
+        started = time.process_time_ns()
+        function()
+        cpu.append((time.process_time_ns() - started) / 1000)
+    return {"cpu_us_median": round(statistics.median(cpu), 1), "calls": calls}
 
 
 if __name__ == "__main__":

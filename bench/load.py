@@ -1,6 +1,7 @@
 """The load process: drives the API over keep-alive HTTP/1.1 from outside the servers, with one
 connection and session cookie per simulated client, as bench/run.py commands it (see `serve`).
-Only 127.0.0.1 is ever contacted; every loop is bounded by its duration or count."""
+Only 127.0.0.1 is ever contacted; every loop is bounded by its duration or count. Passkeys
+come from tests/support/authenticator.py, one software authenticator per account."""
 
 import asyncio
 import collections
@@ -12,6 +13,8 @@ import uuid
 from urllib.parse import urlsplit
 
 import pyotp
+
+from tests.support.authenticator import SoftwareAuthenticator
 
 PASSWORD = "bench: correct horse battery staple"
 STEP = 30
@@ -127,10 +130,15 @@ class Connection:
 
 
 class Account:
-    __slots__ = ("email", "id", "secret", "last_step", "session")
+    __slots__ = ("email", "id", "secret", "last_step", "session", "authenticator")
 
     def __init__(self, email: str):
         self.email, self.id, self.secret, self.last_step, self.session = email, None, None, None, None
+        self.authenticator: SoftwareAuthenticator | None = None
+
+
+class Exhausted(Exception):
+    """A connection has sent all the requests prepared for it."""
 
 
 def current_step() -> int:
@@ -219,7 +227,11 @@ class Load:
 
         started = time.perf_counter()
         await asyncio.gather(*(worker() for _ in range(min(concurrency, count))))
-        ready = [account for account in accounts if account.session and (kind != "2fa" or account.secret)]
+        ready = [
+            account
+            for account in accounts
+            if account.session and (kind != "2fa" or account.secret) and (kind != "passkey" or account.authenticator)
+        ]
         self.groups.setdefault(group, []).extend(ready)
         return {
             "group": group,
@@ -239,6 +251,9 @@ class Load:
         if reply.status != 200 or not reply.session:
             raise HttpError(f"login {reply.status} {reply.body[:200]!r}")
         account.session, account.id = reply.session, reply.json()["user"]["id"]
+        if kind == "passkey":
+            await self._add_passkey(connection, account)
+            return
         if kind != "2fa":
             return
         reply = await connection.request("POST", "/api/auth/otp/generate", {}, account.session)
@@ -251,6 +266,21 @@ class Load:
             raise HttpError(f"otp/verify {reply.status} {reply.body[:200]!r}")
         account.session = reply.session or account.session
         account.secret, account.last_step = secret, step
+
+    async def _add_passkey(self, connection: Connection, account: Account):
+        """The account's first second factor: a passkey (2FA on, later logins pending)."""
+        reply = await connection.request("POST", "/api/auth/passkeys/registration/options", {}, account.session)
+        if reply.status != 200:
+            raise HttpError(f"passkeys/registration/options {reply.status} {reply.body[:200]!r}")
+        authenticator = SoftwareAuthenticator(origin=f"http://{connection.host}:{connection.port}", rp_id="localhost")
+        credential = authenticator.register(reply.json()["publicKey"])
+        reply = await connection.request(
+            "POST", "/api/auth/passkeys/registration", {"credential": credential}, account.session
+        )
+        if reply.status != 201:
+            raise HttpError(f"passkeys/registration {reply.status} {reply.body[:200]!r}")
+        account.session = reply.session or account.session
+        account.authenticator = authenticator
 
     # --- measured runs ------------------------------------------------------------------------
     async def run(self, spec: dict, wait_for_go) -> dict:
@@ -272,6 +302,8 @@ class Load:
             while time.perf_counter() < deadline:
                 try:
                     await step(connection, index, accounts, state, recorder)
+                except Exhausted:
+                    break
                 except (TimeoutError, HttpError, OSError) as error:
                     recorder.error(scenario, error if str(error) else type(error).__name__)
                     await connection.close()
@@ -433,6 +465,64 @@ class Load:
         if recorder.add("login", started, reply, (200,)):
             recorder.completed += 1
 
+    # Scenarios 7 and 8: passkeys/authentication, a fixed number of requests prepared in the setup
+    # (unmeasured): each needs a session holding an unused challenge, for (7) a pending session
+    # (a login, with its password hash, then the options), for (8) a new anonymous one (the
+    # options). Connection i sends all the requests of account i, in the order their assertions
+    # were signed, so each passkey's signature counter grows request by request.
+    async def setup_passkey_second_factor(self, base, accounts, spec):
+        return await self._prepare_assertions(base, accounts, spec, pending=True)
+
+    async def setup_passkey_sign_in(self, base, accounts, spec):
+        return await self._prepare_assertions(base, accounts, spec, pending=False)
+
+    async def _prepare_assertions(self, base, accounts, spec, *, pending: bool) -> dict:
+        concurrency, count = spec["concurrency"], spec["count"]
+        if len(accounts) < concurrency:
+            raise HttpError(f"{len(accounts)} passkey accounts for {concurrency} connections")
+        queues = [collections.deque() for _ in range(concurrency)]
+
+        async def prepare(index: int):
+            account, connection = accounts[index], Connection(base)
+            try:
+                for _ in range(count // concurrency + (index < count % concurrency)):
+                    session = None
+                    if pending:
+                        reply = await connection.request(
+                            "POST", "/api/auth/login", {"email": account.email, "password": PASSWORD}
+                        )
+                        if reply.status != 200 or not reply.session:
+                            raise HttpError(f"pending login {reply.status} {reply.body[:200]!r}")
+                        session = reply.session
+                    reply = await connection.request("POST", "/api/auth/passkeys/authentication/options", {}, session)
+                    if reply.status != 200 or not (reply.session or session):
+                        raise HttpError(f"passkeys/authentication/options {reply.status} {reply.body[:200]!r}")
+                    assertion = account.authenticator.authenticate(reply.json()["publicKey"], origin=base)
+                    queues[index].append((reply.session or session, assertion))
+            finally:
+                await connection.close()
+
+        await asyncio.gather(*(prepare(index) for index in range(concurrency)))
+        return {"queues": queues}
+
+    async def step_passkey_second_factor(self, connection, index, accounts, state, recorder):
+        await self._passkey_authentication(connection, index, state, recorder)
+
+    async def step_passkey_sign_in(self, connection, index, accounts, state, recorder):
+        await self._passkey_authentication(connection, index, state, recorder)
+
+    async def _passkey_authentication(self, connection, index, state, recorder):
+        queue = state["queues"][index]
+        if not queue:
+            raise Exhausted
+        session, assertion = queue.popleft()
+        started = time.perf_counter()
+        reply = await connection.request(
+            "POST", "/api/auth/passkeys/authentication", {"credential": assertion}, session
+        )
+        if recorder.add("passkeys/authentication", started, reply, (200,)):
+            recorder.completed += 1
+
     # 16 concurrent writers: register, login, otp/generate x3 (an UPDATE each), logout.
     async def step_writers(self, connection, index, accounts, state, recorder):
         email, _registered = await self._register(connection, "write", recorder)
@@ -454,10 +544,10 @@ class Load:
 async def serve():
     """Take bench/run.py's commands, one JSON line each on stdin, and answer with events on stdout:
 
-    {"cmd": "prep", "base": URL, "group": NAME, "kind": "2fa"|"plain", "count": N}
+    {"cmd": "prep", "base": URL, "group": NAME, "kind": "2fa"|"plain"|"passkey", "count": N}
         -> {"event": "prepared", ...}          accounts created through the API
     {"cmd": "run", "scenario": NAME, "base": URL, "duration": S, "concurrency": C, ...}
-        -> {"event": "ready"}                  setup done (pending sessions, locks): not measured
+        -> {"event": "ready"}                  setup done (pending sessions, locks, challenges): not measured
     {"cmd": "go"}
         -> {"event": "done", ...}              latencies, statuses, elapsed; nothing in flight
     {"cmd": "quit"}

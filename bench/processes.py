@@ -361,6 +361,7 @@ def server_env(database_url: str, redis_url: str | None, secret_key: str, encryp
         "TWOFA_REGISTER_RATE": "100000000/hour",
         "TWOFA_LOGIN_FAILURES_PER_ACCOUNT": "100000000/15m",
         "TWOFA_LOGIN_FAILURES_PER_ADDRESS": "100000000/15m",
+        "TWOFA_PASSKEY_SIGN_IN_RATE": "100000000/hour",
         "GUNICORN_ACCESS_LOG": "",
         # A recycled worker's boot would be billed to whichever scenario it fell in.
         "GUNICORN_MAX_REQUESTS": "0",

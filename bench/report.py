@@ -126,7 +126,7 @@ def targets(report: dict) -> list[dict]:
     def check(name, value, limit, ok, detail=""):
         checks.append({"target": name, "measured": value, "limit": limit, "met": bool(ok), "detail": detail})
 
-    for key, limit in (("guess", 1.4), ("locked", 1.2), ("me", 1.5)):
+    for key, limit in (("guess", 1.4), ("locked", 1.2), ("me", 1.5), ("passkey-2fa", 1.6), ("passkey-signin", 2.0)):
         ratio = scenarios.get(key, {}).get("ratio_to_row_floor")
         if ratio is not None:
             check(
@@ -229,7 +229,8 @@ def render(report: dict) -> str:
         opts = report["options"]
         out.append(
             f"{opts['rounds']} round(s), {opts['concurrency']} connections, floors {opts['floor_seconds']} s and "
-            f"scenarios {opts['scenario_seconds']} s per round; 2 gunicorn workers × 4 threads per server.\n"
+            f"scenarios {opts['scenario_seconds']} s per round ((7) and (8): {opts.get('passkey_second_factors')} and "
+            f"{opts.get('passkey_sign_ins')} prepared requests); 2 gunicorn workers × 4 threads per server.\n"
         )
         out.append(table(report))
         waits = {key: row["pool_waits"] for key, row in report["scenarios"].items() if row.get("pool_waits")}
@@ -264,6 +265,22 @@ def render(report: dict) -> str:
             f"Hasher alone ({hasher['algorithm']} {hasher['params']}): make_password "
             f"{hasher['make_password']['cpu_ms_median']} ms, check_password {hasher['check_password']['cpu_ms_median']} ms CPU; "
             f"PBKDF2-SHA256 390,000 iterations: {hasher['pbkdf2_sha256_390000_verify']['cpu_ms_median']} ms per hash."
+        )
+    signature = report.get("inprocess", {}).get("passkey_signature")
+    if signature:
+        per_request = [
+            (name, report.get("scenarios", {}).get(key, {}).get("cpu_ms_per_unit"))
+            for name, key in (("(7)", "passkey-2fa"), ("(8)", "passkey-signin"))
+        ]
+        check_us = signature["verify_assertion"]["cpu_us_median"]
+        shares = "; ".join(
+            f"{name} {ms:.2f} ms per request: {check_us / 10 / ms:.0f}%" for name, ms in per_request if ms
+        )
+        out.append(
+            f"Passkey signature check alone (passkeys.verify_assertion: py_webauthn's whole check, ECDSA P-256 "
+            f"included): {check_us} µs CPU, the ECDSA verification alone "
+            f"{signature['ecdsa_p256_verify']['cpu_us_median']} µs (medians of "
+            f"{signature['verify_assertion']['calls']:,} calls){'; ' + shares if shares else ''}."
         )
     memory = report.get("memory_kib")
     if memory:

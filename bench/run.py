@@ -31,7 +31,7 @@ from bench.processes import (
     server_env,
 )
 from bench.report import median, percentile, render, summarise, targets
-from bench.scenarios import FLOOR_KEYS, FLOORS, ROUND_ORDER, SCENARIOS, bracket_with_floors, measure
+from bench.scenarios import COUNTED_KEYS, FLOOR_KEYS, FLOORS, ROUND_ORDER, SCENARIOS, bracket_with_floors, measure
 
 DESCRIPTION = """The benchmark driver: `python -m bench.run [--quick] [--scale]` (or `make bench`).
 
@@ -180,6 +180,8 @@ class Bench:
             self.load.prep(servers["M"].base, "pool", "2fa", args.pool),
             # Registered on M (cheaper); the first login on P re-hashes with P's hasher.
             self.load.prep(servers["P"].base, "pool-pbkdf2", "2fa", args.pool_pbkdf2, register_base=servers["M"].base),
+            # One account per connection: each connection signs with its own passkey, in order.
+            self.load.prep(servers["M"].base, "passkey", "passkey", args.concurrency),
         ]
         self.report["preparation"] = {
             "seconds": round(time.perf_counter() - started, 1),
@@ -189,11 +191,17 @@ class Bench:
         items = {key: (label, "M", spec, "GET") for key, label, spec in FLOORS}
         items.update({key: (label, server, spec, latency) for key, label, server, spec, latency in SCENARIOS})
         items["row@G"] = ("floor: APIView, one row by PK (server G)", "G", FLOORS[2][2], "GET")
+        # Scenarios (7) and (8) run a fixed number of prepared requests (duration: only a bound).
+        counts = {"passkey-2fa": args.passkey_second_factors, "passkey-signin": args.passkey_sign_ins}
+        for key in COUNTED_KEYS:
+            label, server, spec, latency = items[key]
+            items[key] = (label, server, {**spec, "count": counts[key]}, latency)
         runs: dict[str, list[dict]] = {key: [] for key in items}
 
         log("warm-up round")
-        for _key, (_label, server, spec, _latency) in items.items():
-            self.measure(servers[server], {**spec, "duration": 0.3, "concurrency": args.concurrency})
+        for key, (_label, server, spec, _latency) in items.items():
+            warm = {"count": 2 * args.concurrency} if key in COUNTED_KEYS else {}
+            self.measure(servers[server], {**spec, **warm, "duration": 0.3, "concurrency": args.concurrency})
         for round_number in range(1, args.rounds + 1):
             if self.out_of_time():
                 log("time limit reached: no more rounds")
@@ -205,13 +213,15 @@ class Bench:
                 duration = (
                     args.floor_seconds
                     if key in FLOOR_KEYS
+                    else 60.0
+                    if key in COUNTED_KEYS
                     else args.scenario_seconds * (1.6 if key == "twofa-pbkdf2" else 1)
                 )
                 result = self.measure(servers[server], {**spec, "duration": duration, "concurrency": args.concurrency})
                 sequence.append((key, result))
                 runs[key].append(result)
                 log(
-                    f"  {key:13} {result['requests'] / result['elapsed']:8.1f} req/s  "
+                    f"  {key:14} {result['requests'] / result['elapsed']:8.1f} req/s  "
                     f"{result['server_cpu_ms'] / max(1, result['completed']):7.2f} ms CPU/unit  "
                     f"unexpected {result['unexpected'] or '-'}  errors {result['errors'] or '-'}"
                 )
@@ -335,6 +345,8 @@ def parse_args(argv=None):
     parser.add_argument("--concurrency", type=int, default=16, help="connections per scenario")
     parser.add_argument("--pool", type=int, help="accounts with 2FA for scenario (1)")
     parser.add_argument("--pool-pbkdf2", type=int, help="accounts with 2FA for the PBKDF2 comparison")
+    parser.add_argument("--passkey-second-factors", type=int, help="requests per round of scenario (7)")
+    parser.add_argument("--passkey-sign-ins", type=int, help="requests per round of scenario (8)")
     parser.add_argument("--writers", type=int, default=16)
     parser.add_argument("--writer-seconds", type=float)
     parser.add_argument("--hash-iterations", type=int)
@@ -360,6 +372,8 @@ def parse_args(argv=None):
         "scenario_seconds": 2.5 if quick else 5.0,
         "pool": 80 if quick else 240,
         "pool_pbkdf2": 48 if quick else 96,
+        "passkey_second_factors": 160 if quick else 300,
+        "passkey_sign_ins": 400 if quick else 1000,
         "writer_seconds": 4.0 if quick else 8.0,
         "hash_iterations": 8 if quick else 30,
         "time_limit": 150 if quick else 720,

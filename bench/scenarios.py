@@ -74,7 +74,23 @@ SCENARIOS = [
     ),
     ("register", "(5) register", "M", {"scenario": "register"}, "register"),
     ("login", "(6) login alone (no 2FA: full session)", "M", {"scenario": "login", "group": "plain"}, "login"),
+    # A fixed number of requests per run ("count", set by bench/run.py), each prepared unmeasured.
+    (
+        "passkey-2fa",
+        "(7) passkey as the second factor: passkeys/authentication from a pending session",
+        "M",
+        {"scenario": "passkey_second_factor", "group": "passkey"},
+        "passkeys/authentication",
+    ),
+    (
+        "passkey-signin",
+        "(8) passkey sign-in: passkeys/authentication from no session",
+        "M",
+        {"scenario": "passkey_sign_in", "group": "passkey"},
+        "passkeys/authentication",
+    ),
 ]
+COUNTED_KEYS = {"passkey-2fa", "passkey-signin"}
 SQL_OF = {
     "raw": [],
     "constant": ["floor: bare APIView"],
@@ -88,6 +104,8 @@ SQL_OF = {
     "me": ["GET me"],
     "register": ["register"],
     "login": ["login (no 2FA: full session)"],
+    "passkey-2fa": ["passkeys/authentication (pending session: second factor)"],
+    "passkey-signin": ["passkeys/authentication (no session: sign-in)"],
 }
 
 
@@ -112,6 +130,12 @@ ROUND_ORDER = [
     "row@G",
     "guess",
     "row@G",
+    # Last, so that the scenarios before them run exactly as they did before passkeys.
+    "row",
+    "passkey-2fa",
+    "row",
+    "passkey-signin",
+    "row",
 ]
 
 
