@@ -1,16 +1,14 @@
 """Passkey challenges: bound to the session that asked for one, used once, expiring.
 
 The session keeps the challenge, what it was issued for and until when. The first attempt that
-sends an answer uses it up, right or wrong. Used challenges are also marked in the shared cache
-(`cache.add` is atomic in every backend), so two requests of one session racing with one answer,
-on one instance or on two, cannot both use it.
+sends an answer takes it out, right or wrong. Two requests of one session racing with one answer
+(on one instance or two) both find it, so the passkey's row records the challenge it answered
+and accepts each answer once (services.accept_passkey); a new passkey's credential id is unique.
 """
 
-import hashlib
 import secrets
 
 from django.conf import settings
-from django.core.cache import cache
 from webauthn.helpers import base64url_to_bytes, bytes_to_base64url
 
 from .passkeys import Refused
@@ -35,15 +33,11 @@ def issue(session, *, purpose: str, user_id: str | None, now: float) -> bytes:
 
 
 def take(session, *, purpose: str, user_id: str | None, now: float) -> bytes:
-    """The challenge this session was issued for `purpose` and `user_id`, used up by this call;
-    Refused when there is none, it expired, or it was used."""
+    """The challenge this session was issued for `purpose` and `user_id`, taken out of the
+    session by this call; Refused when there is none or it expired."""
     issued = session.pop(KEY, None)
     if not isinstance(issued, dict) or (issued.get("purpose"), issued.get("user_id")) != (purpose, user_id):
         raise Refused(f"no {purpose} challenge in this session")
     if not now <= issued.get("expires", 0):
         raise Refused("challenge expired")
-    challenge = issued["challenge"]
-    used = "webauthn-challenge-used:" + hashlib.sha256(challenge.encode()).hexdigest()
-    if not cache.add(used, 1, timeout=settings.TWOFA_WEBAUTHN_TIMEOUT + 60):
-        raise Refused("challenge used before")
-    return base64url_to_bytes(challenge)
+    return base64url_to_bytes(issued["challenge"])

@@ -8,6 +8,7 @@ re-authentication rule for changes of factors lives here, in `reauthenticate`.
 from django.conf import settings
 from django.contrib import auth
 from rest_framework import exceptions
+from webauthn.helpers import bytes_to_base64url
 
 from . import audit, backends, challenges, clock, passkeys, services, session_state, throttles
 from .exceptions import IncorrectCredentials
@@ -179,7 +180,7 @@ def authenticate_with_passkey(request, *, credential: dict) -> UserModel:
         claim = passkeys.claim(credential)
     except passkeys.Refused:
         claim = None
-    passkey = services.find_passkey(claim.credential_id) if claim is not None else None
+    passkey = services.find_passkey(claim.credential_id, with_account=user is None) if claim is not None else None
     if user is None and passkey is not None and passkey.user.is_active:
         user = passkey.user
     if user is None:  # nothing to count against: an unknown credential, or no credential at all
@@ -200,7 +201,9 @@ def authenticate_with_passkey(request, *, credential: dict) -> UserModel:
         )
 
     try:
-        passkey = services.accept_passkey(user=user, passkey=passkey, verify=verify, now=now)
+        passkey = services.accept_passkey(
+            user=user, passkey=passkey, verify=verify, challenge=bytes_to_base64url(challenge or b""), now=now
+        )
     except services.PasskeyRejected as rejected:
         audit.record(request, Kind.PASSKEY_REFUSED, user=user, possibly_cloned=rejected.cloned)
         audit.record_lock(request, rejected, user=user)

@@ -159,6 +159,8 @@ class Passkey(models.Model):
     credential_id = models.CharField(max_length=1364, unique=True, editable=False)
     public_key = models.BinaryField(editable=False)  # the COSE key the authenticator gave
     sign_count = models.PositiveBigIntegerField(default=0, editable=False)
+    # SHA-256 of the challenge it last answered: an answer is accepted once (services.py).
+    last_challenge = models.CharField(max_length=64, blank=True, default="", editable=False)
     transports = models.JSONField(default=list, blank=True, editable=False)
     backed_up = models.BooleanField(default=False, editable=False)  # synced to other devices
     name = models.CharField(max_length=64)

@@ -6,6 +6,7 @@ No HTTP here: views call these functions and `exceptions.py` turns their errors 
 """
 
 import enum
+import hashlib
 import math
 import secrets
 from dataclasses import dataclass
@@ -320,15 +321,26 @@ def remove_passkey(*, user: UserModel, passkey_id) -> tuple[UserModel, bool]:
     return user, switched_off
 
 
-def find_passkey(credential_id: str) -> Passkey | None:
-    return Passkey.objects.select_related("user").filter(credential_id=credential_id).first()
+def find_passkey(credential_id: str, *, with_account: bool = False) -> Passkey | None:
+    """The passkey of that credential id, with its account read in the same statement when
+    asked (a sign-in has no other way to it). Every passkey use runs it: plain statements."""
+    if not with_account:
+        return rows.first(Passkey, ("credential_id", "=", credential_id))
+    passkey, account = rows.first_with(Passkey, "user", ("credential_id", "=", credential_id))
+    if passkey is not None:
+        passkey.user = account
+    return passkey
 
 
-def accept_passkey(*, user: UserModel, passkey: Passkey | None, verify, now: float) -> Passkey:
-    """Accept an answer of `passkey` for `user`: `verify(public_key)` checks it
+def accept_passkey(*, user: UserModel, passkey: Passkey | None, verify, challenge: str, now: float) -> Passkey:
+    """Accept an answer of `passkey` to `challenge` for `user`: `verify(public_key)` checks it
     (passkeys.verify_assertion). A refusal counts as a wrong code, under the same lockout; while
     locked nothing is checked. A valid signature whose counter does not grow (both non-zero) is
-    refused as a possibly cloned authenticator."""
+    refused as a possibly cloned authenticator.
+
+    Each answer is accepted once: the UPDATE that records the use applies only if the passkey's
+    last answered challenge is another one, so of requests racing with one answer (one session,
+    on any instance) one passes, also for authenticators without a counter."""
     moment = as_datetime(now)
     _refuse_while_locked(user.locked_until, moment)
     if passkey is None or passkey.user_id != user.pk:  # unknown, or another account's: the same refusal
@@ -339,22 +351,24 @@ def accept_passkey(*, user: UserModel, passkey: Passkey | None, verify, now: flo
     except passkeys.Refused:
         _count_attempt(user=user, now=now)
         raise _passkey_rejected(user) from None
-    used = Passkey.objects.filter(pk=passkey.pk)
+    answered = hashlib.sha256(challenge.encode()).hexdigest()
+    used = Passkey.objects.filter(pk=passkey.pk).exclude(last_challenge=answered)
     if verified.sign_count:
-        # Conditional on the stored counter being lower, so of two answers racing with one
+        # Conditional on the stored counter being lower too, so of two answers racing with one
         # counter value (a cloned key) only one passes.
         used = used.filter(Q(sign_count__lt=verified.sign_count) | Q(sign_count=0))
+    changes = {"sign_count": verified.sign_count, "backed_up": verified.backed_up, "last_used_at": moment}
     with transaction.atomic():
-        if not used.update(sign_count=verified.sign_count, backed_up=verified.backed_up, last_used_at=moment):
-            cloned = True
-        else:
-            cloned = False
+        accepted = used.update(last_challenge=answered, **changes)
+        if accepted and (user.failed_attempts or user.locked_until):
             # Unguessable, unlike a code: a valid passkey ends a count of wrong attempts.
             UserModel.objects.filter(pk=user.pk).update(failed_attempts=0, locked_until=None)
-    if cloned:
+    if not accepted:
+        replayed = Passkey.objects.filter(pk=passkey.pk, last_challenge=answered).exists()
         _count_attempt(user=user, now=now)
-        raise _passkey_rejected(user, cloned=True)
-    passkey.refresh_from_db()
+        raise _passkey_rejected(user, cloned=not replayed)
+    for field, value in changes.items():
+        setattr(passkey, field, value)
     user.failed_attempts, user.locked_until = 0, None
     return passkey
 

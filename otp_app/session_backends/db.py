@@ -96,9 +96,10 @@ class SessionStore(db.SessionStore):
         cls.get_model_class().objects.filter(expire_date__lt=clock.as_datetime(clock.now())).delete()
 
     def delete(self, session_key=None):
+        # One DELETE: Django's reads the row first. Every login and second factor rotates a key.
         session_key = session_key or self.session_key
         if session_key is not None:
-            super().delete(stored_key(session_key))
+            self.model.objects.filter(session_key=stored_key(session_key)).delete()
 
     def create_model_instance(self, data):
         data.setdefault(_STARTED_KEY, clock.now())
