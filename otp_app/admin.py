@@ -11,7 +11,7 @@ from django.contrib.admin.forms import AdminAuthenticationForm
 from django.contrib.auth.admin import UserAdmin as BaseUserAdmin
 from django.contrib.auth.forms import AdminUserCreationForm, UserChangeForm
 
-from . import audit, clock, services, throttles
+from . import audit, clock, metrics, services, throttles
 from .models import Passkey, SecurityEvent, UserModel
 
 Kind = SecurityEvent.Kind
@@ -56,10 +56,11 @@ class AdminLoginForm(AdminAuthenticationForm):
 
     def _check_code(self, user):
         try:
-            services.accept_code(user=user, code=self.cleaned_data.get("otp_token") or "", now=clock.now())
+            proof = services.accept_code(user=user, code=self.cleaned_data.get("otp_token") or "", now=clock.now())
         except services.LockedOut as error:
             raise forms.ValidationError(f"Too many wrong codes. Try again in {error.retry_after} seconds.") from None
         except services.CodeRejected as rejected:
+            metrics.count_code(rejected.proof, accepted=False)
             audit.record_lock(self.request, rejected, user=user, via="admin")
             raise forms.ValidationError("Enter a valid, unused authenticator code.") from None
         except services.CodesLocked:
@@ -68,6 +69,7 @@ class AdminLoginForm(AdminAuthenticationForm):
             ) from None
         except services.NotEnrolled:
             raise forms.ValidationError("Enter a valid, unused authenticator code.") from None
+        metrics.count_code(proof, accepted=True)
 
 
 admin.site.login_form = AdminLoginForm

@@ -1,12 +1,13 @@
 """The audit trail: record a security event, log it, and send its signal.
 
-An event holds who (user and email), when, from where (client address, user agent) and a small
-JSON detail. Callers pass only non-secret detail; no code, secret or password ever goes in.
+An event holds who (user and email), when, from where (client address, user agent), the
+request's id (its log lines have it too) and a small JSON detail. Callers pass only non-secret
+detail; no code, secret or password ever goes in.
 """
 
 import logging
 
-from . import clock, rows, signals
+from . import clock, logs, rows, signals
 from .client_address import client_address
 from .models import SecurityEvent, UserModel, normalise_email
 
@@ -24,9 +25,17 @@ def record(request, kind: str, *, user: UserModel | None = None, email: str = ""
         client_address=client_address(request),
         user_agent=request.headers.get("User-Agent", "")[:512],
         detail=detail,
+        request_id=logs.request_id.get(),
     )
     rows.add(event)  # every login writes one: a plain INSERT
-    logger.info("security event %s email=%s address=%s detail=%s", kind, event.email, event.client_address, detail)
+    logger.info(
+        "security event %s email=%s address=%s detail=%s",
+        kind,
+        event.email,
+        event.client_address,
+        detail,
+        extra=logs.fields(kind=kind, email=event.email, address=event.client_address, detail=detail),
+    )
     # send_robust: a receiver that fails (a mail server down) is logged by Django and must not
     # turn a change already made into an error, nor hide the recovery codes from their owner.
     signals.BY_KIND[kind].send_robust(sender=SecurityEvent, event=event, user=user, request=request)

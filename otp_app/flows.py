@@ -10,7 +10,7 @@ from django.contrib import auth
 from rest_framework import exceptions
 from webauthn.helpers import bytes_to_base64url
 
-from . import audit, backends, challenges, clock, passkeys, services, session_state, throttles
+from . import audit, backends, challenges, clock, metrics, passkeys, services, session_state, throttles
 from .exceptions import IncorrectCredentials
 from .models import Passkey, SecurityEvent, UserModel
 from .permissions import origin_of
@@ -246,9 +246,14 @@ def _second_factor_proven(request, *, user: UserModel) -> None:
 
 
 def _check_code(request, call, *, user: UserModel, **kwargs):
-    """Run a service that checks a code; the attempt that locks the account is recorded."""
+    """Run a service that checks a code; the attempt that locks the account is recorded, and
+    every code checked is counted."""
     try:
-        return call(user=user, now=clock.now(), **kwargs)
+        result = call(user=user, now=clock.now(), **kwargs)
     except services.CodeRejected as rejected:
+        metrics.count_code(rejected.proof, accepted=False)
         audit.record_lock(request, rejected, user=user)
         raise
+    # Enrolment and new recovery codes take a TOTP code only; accept_code says which it took.
+    metrics.count_code(result if isinstance(result, services.Proof) else services.Proof.TOTP, accepted=True)
+    return result

@@ -1,19 +1,25 @@
 """The service's middleware: what every response carries, what is refused before any view runs,
 who the session's user is, and outages, answered as JSON.
 
-Every response has a Content-Security-Policy. A body in a charset other than UTF-8 is a 415. A
-database or cache that cannot be reached is a 503, never a 500 page: security checks need both
-(sessions, lockouts, failed-login counters), so without them the service fails closed, and
-recovers by itself when they return.
+Every response has a request id and a Content-Security-Policy. A body in a charset other than
+UTF-8 is a 415. A database or cache that cannot be reached is a 503, never a 500 page: security
+checks need both (sessions, lockouts, failed-login counters), so without them the service fails
+closed, and recovers by itself when they return.
 """
 
+import re
+import time
+import uuid
+
+from django.conf import settings
 from django.contrib import auth
 from django.contrib.auth.middleware import AuthenticationMiddleware as DjangoAuthenticationMiddleware
+from django.core.exceptions import MiddlewareNotUsed
 from django.db import InterfaceError, OperationalError
 from django.http import JsonResponse
 from django.utils.functional import SimpleLazyObject
 
-from . import backends
+from . import backends, logs, metrics
 
 try:
     from redis.exceptions import ConnectionError as RedisConnectionError
@@ -22,6 +28,54 @@ try:
     _UNAVAILABLE = (OperationalError, InterfaceError, RedisConnectionError, RedisTimeoutError)
 except ImportError:  # redis is only needed with REDIS_URL
     _UNAVAILABLE = (OperationalError, InterfaceError)
+
+# What a proxy's X-Request-ID may be to be kept: short, and nothing that could end a header or
+# a log line or be read as markup (uuids, hex, base64url: nginx's $request_id, Heroku's).
+REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
+
+
+def request_id_for(incoming: str | None) -> str:
+    """The id of a request: the proxy's `incoming` X-Request-ID when it is sane, else a new one."""
+    if incoming is not None and REQUEST_ID.fullmatch(incoming):
+        return incoming
+    return uuid.uuid4().hex
+
+
+class RequestIdMiddleware:
+    """Names each request (`request.request_id`, its log lines' and security events' request id)
+    and returns the name in the X-Request-ID header of every answer, so that a proxy's log, the
+    service's and the audit trail can be joined. First in MIDDLEWARE: every response passes it."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        request.request_id = request_id_for(request.headers.get("X-Request-ID"))
+        token = logs.request_id.set(request.request_id)
+        try:
+            response = self.get_response(request)
+        finally:
+            logs.request_id.reset(token)
+        response["X-Request-ID"] = request.request_id
+        return response
+
+
+class MetricsMiddleware:
+    """Counts every response by endpoint and status, and times it (metrics.py). Second in
+    MIDDLEWARE: the time is all the service's, refusals and outages included. Not loaded unless
+    METRICS_ENABLED, so that metrics off cost nothing."""
+
+    def __init__(self, get_response):
+        if not settings.METRICS_ENABLED:
+            raise MiddlewareNotUsed
+        self.get_response = get_response
+
+    def __call__(self, request):
+        started = time.perf_counter()
+        response = self.get_response(request)
+        metrics.observe(request, response.status_code, time.perf_counter() - started)
+        return response
+
 
 RETRY_AFTER_SECONDS = 5
 

@@ -204,6 +204,8 @@ class SecurityEvent(models.Model):
     client_address = models.GenericIPAddressField(null=True, blank=True)
     user_agent = models.CharField(max_length=512, blank=True, default="")
     detail = models.JSONField(default=dict, blank=True)
+    # The X-Request-ID of the request (middleware.RequestIdMiddleware), to find its log lines.
+    request_id = models.CharField(max_length=128, blank=True, default="")
 
     class Meta:
         ordering = ["-created_at"]

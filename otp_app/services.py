@@ -31,13 +31,15 @@ class EmailTaken(Exception):
 class CodeRejected(Exception):
     """The code is wrong, outside the time window, or was accepted before.
 
-    `locked` says that this very attempt locked the account (for the audit trail).
+    `locked` says that this very attempt locked the account (for the audit trail); `proof`,
+    what was refused (a `Proof`: a TOTP code unless said otherwise), for the metrics.
     """
 
-    def __init__(self, locked: bool = False, codes_locked: bool = False):
+    def __init__(self, locked: bool = False, codes_locked: bool = False, proof: "Proof | None" = None):
         super().__init__()
         self.locked = locked
         self.codes_locked = codes_locked  # this attempt was the last the authenticator's codes get
+        self.proof = proof or Proof.TOTP
 
 
 class PasskeyRejected(CodeRejected):
@@ -45,7 +47,7 @@ class PasskeyRejected(CodeRejected):
     valid but its counter did not grow, the mark of a copied authenticator."""
 
     def __init__(self, locked: bool = False, cloned: bool = False):
-        super().__init__(locked=locked)
+        super().__init__(locked=locked, proof=Proof.PASSKEY)
         self.cloned = cloned
 
 
@@ -420,7 +422,7 @@ def _use_recovery_code(*, user: UserModel, code: str, now: float) -> None:
                 recovery_codes_left=F("recovery_codes_left") - used, failed_attempts=0, locked_until=None
             )
     if not used:
-        raise _rejected(user)
+        raise _rejected(user, proof=Proof.RECOVERY_CODE)
 
 
 def _clear_totp(*, user: UserModel) -> None:
@@ -435,11 +437,12 @@ def _clear_second_factor(*, user: UserModel) -> None:
     )
 
 
-def _rejected(user: UserModel) -> CodeRejected:
+def _rejected(user: UserModel, *, proof: Proof | None = None) -> CodeRejected:
     # `_count_attempt` left the count including this attempt on the user object.
     return CodeRejected(
         locked=lock_seconds(user.failed_attempts) is not None,
         codes_locked=user.otp_enabled and user.failed_attempts == settings.TWOFA_CODE_FAILURE_LIMIT,
+        proof=proof,
     )
 
 

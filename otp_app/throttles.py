@@ -16,6 +16,7 @@ from django_ratelimit import ALL
 from django_ratelimit import core as ratelimit
 from rest_framework.throttling import ScopedRateThrottle
 
+from . import metrics
 from .client_address import limit_key
 from .models import normalise_email
 
@@ -74,14 +75,19 @@ def count_password_attempt(request, *, email: str) -> "Attempt":
     counts = cache.get_many(list(counters))
     for cache_key, counter in counters.items():
         if counts.get(cache_key, 0) >= counter.limit:
-            raise TooManyPasswordFailures(retry_after=counter.retry_after())
+            raise _refused(counter)
     attempt = Attempt(counted={})
     for cache_key, counter in counters.items():
         attempt.counted[cache_key] = counter
         if _increment(cache_key, counter, 1) > counter.limit:
             attempt.forgive()  # lost the race for the last attempt left: this one is not made
-            raise TooManyPasswordFailures(retry_after=counter.retry_after())
+            raise _refused(counter)
     return attempt
+
+
+def _refused(counter: "_Counter") -> TooManyPasswordFailures:
+    metrics.count_throttled_login()
+    return TooManyPasswordFailures(retry_after=counter.retry_after())
 
 
 @dataclass

@@ -7,7 +7,9 @@ is in flows.py; what each error looks like on the wire is decided in exceptions.
 from django.conf import settings
 from django.core.cache import cache
 from django.db import connection
+from django.http import HttpResponse, JsonResponse
 from django.utils.cache import add_never_cache_headers
+from django.views.decorators.csrf import csrf_exempt
 from drf_yasg import openapi
 from drf_yasg.utils import no_body, swagger_auto_schema
 from rest_framework import exceptions, status
@@ -15,7 +17,8 @@ from rest_framework.generics import GenericAPIView
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from . import flows, permissions, qr, throttles, totp
+from . import flows, metrics, permissions, qr, throttles, totp
+from .exceptions import not_found
 from .openapi import (
     BAD_INPUT,
     FOREIGN_ORIGIN,
@@ -477,3 +480,24 @@ def _answers(probe) -> str:
         return "ok"
     except Exception:  # any failure of the client, whatever its kind, means the part is down
         return "unavailable"
+
+
+METRICS_REFUSED = "Metrics are not available to this client"
+
+
+@csrf_exempt  # off, a POST is the 404 of any unknown path, not Django's HTML CSRF page
+def metrics_view(request):
+    """GET /metrics: the Prometheus metrics (metrics.py), for the addresses and the token that
+    settings allow; with METRICS_ENABLED off, the 404 of any unknown path. No session is read."""
+    if not settings.METRICS_ENABLED:
+        return not_found(request)
+    if not metrics.may_scrape(request):
+        return JsonResponse({"status": "fail", "message": METRICS_REFUSED}, status=403)
+    if request.method not in ("GET", "HEAD"):
+        response = JsonResponse({"status": "fail", "message": "Method not allowed"}, status=405)
+        response["Allow"] = "GET, HEAD"
+        return response
+    body, content_type = metrics.exposition(request.headers.get("Accept", ""))
+    response = HttpResponse(body, content_type=content_type)
+    add_never_cache_headers(response)
+    return response

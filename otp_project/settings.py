@@ -44,7 +44,10 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
-    "otp_app.middleware.ContentSecurityPolicyMiddleware",  # first: every response passes it
+    # First: every response and every log line of a request has its id.
+    "otp_app.middleware.RequestIdMiddleware",
+    "otp_app.middleware.MetricsMiddleware",  # with METRICS_ENABLED only: every response, timed whole
+    "otp_app.middleware.ContentSecurityPolicyMiddleware",  # every response passes it
     "otp_app.middleware.ServiceUnavailableMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
@@ -160,7 +163,8 @@ CSRF_COOKIE_SECURE = env.bool("CSRF_COOKIE_SECURE", default=not DEBUG)
 
 # --- HTTPS (production defaults; `manage.py check --deploy` stays quiet with them) ---------------
 SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=not DEBUG)
-SECURE_REDIRECT_EXEMPT = [r"^healthz$"]  # load balancers probe over plain HTTP
+# Load balancers probe, and Prometheus scrapes each instance, over plain HTTP.
+SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^metrics$"]
 SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=0 if DEBUG else 31536000)
 SECURE_HSTS_INCLUDE_SUBDOMAINS = env.bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", default=not DEBUG)
 SECURE_HSTS_PRELOAD = env.bool("SECURE_HSTS_PRELOAD", default=not DEBUG)
@@ -244,6 +248,20 @@ try:
 except ValueError as error:
     raise ImproperlyConfigured(f"TRUSTED_PROXIES: {error}") from None
 
+# Prometheus metrics at /metrics (otp_app/metrics.py, docs/operations.md): off unless enabled, and
+# then only for the client addresses or networks allowed (by the rule above), or for a request
+# bearing the token, from anywhere. How many logins fail, and when, is nobody else's business.
+METRICS_ENABLED = env.bool("METRICS_ENABLED", default=False)
+METRICS_ALLOWED_ADDRESSES = env.list("METRICS_ALLOWED_ADDRESSES", default=["127.0.0.1", "::1"])
+try:
+    [ipaddress.ip_network(address, strict=False) for address in METRICS_ALLOWED_ADDRESSES]
+except ValueError as error:
+    raise ImproperlyConfigured(f"METRICS_ALLOWED_ADDRESSES: {error}") from None
+METRICS_BEARER_TOKEN = env.str("METRICS_BEARER_TOKEN", default="")
+if METRICS_BEARER_TOKEN and (len(METRICS_BEARER_TOKEN) < 32 or not METRICS_BEARER_TOKEN.isascii()):
+    # It opens the metrics from anywhere: a short one could be guessed.
+    raise ImproperlyConfigured("METRICS_BEARER_TOKEN must be 32 or more ASCII characters")
+
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": ["otp_app.authentication.SessionAuthentication"],
     "DEFAULT_PERMISSION_CLASSES": ["otp_app.permissions.TrustedOrigin"],
@@ -289,11 +307,20 @@ warnings.filterwarnings("ignore", message="No directory at", category=UserWarnin
 
 # Every message is written on one line, its control characters escaped (otp_app/logs.py): an
 # email, path or host with a newline cannot start a line of its own. gunicorn's logs do the same.
+# Each line names its request's id; LOG_FORMAT=json writes one JSON object per line instead of text
+# (gunicorn.conf.py reads it too, for gunicorn's own logs).
+LOG_FORMAT = env.str("LOG_FORMAT", default="text")
+if LOG_FORMAT not in ("text", "json"):
+    raise ImproperlyConfigured("LOG_FORMAT must be text or json")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "formatters": {
-        "escaped": {"class": "otp_app.logs.EscapingFormatter", "format": "%(levelname)s %(name)s: %(message)s"},
+        "text": {
+            "class": "otp_app.logs.EscapingFormatter",
+            "format": "%(levelname)s %(name)s [req=%(request_id)s]: %(message)s",
+        },
+        "json": {"class": "otp_app.logs.JsonFormatter"},
         "django.server": {
             "class": "otp_app.logs.EscapingFormatter",
             "format": "[{server_time}] {message}",
@@ -301,16 +328,17 @@ LOGGING = {
         },
     },
     "filters": {
+        "request_id": {"()": "otp_app.logs.RequestIdFilter"},
         "one_line_warning": {"()": "otp_app.logs.OneLineWarning"},
         "require_debug_true": {"()": "django.utils.log.RequireDebugTrue"},
     },
     "handlers": {
-        "console": {"class": "logging.StreamHandler", "formatter": "escaped"},
+        "console": {"class": "logging.StreamHandler", "formatter": LOG_FORMAT, "filters": ["request_id"]},
         # runserver's request lines, as Django writes them (with DEBUG on), escaped.
         "django.server": {
             "class": "logging.StreamHandler",
-            "formatter": "django.server",
-            "filters": ["require_debug_true"],
+            "formatter": "json" if LOG_FORMAT == "json" else "django.server",
+            "filters": ["require_debug_true", "request_id"],
         },
     },
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},

@@ -8,7 +8,7 @@ from otp_app import pages
 from otp_app.exceptions import not_found
 from otp_app.openapi import SchemaGenerator
 from otp_app.urls import documented
-from otp_app.views import HealthView
+from otp_app.views import HealthView, metrics_view
 
 schema_view = get_schema_view(
     openapi.Info(
@@ -28,6 +28,7 @@ schema_view = get_schema_view(
 
 urlpatterns = [
     path("healthz", HealthView.as_view(), name="healthz"),
+    path("metrics", metrics_view, name="metrics"),  # a 404 unless METRICS_ENABLED
     path("admin/", admin.site.urls),
     path("api/auth/", include("otp_app.urls")),
     re_path(r"^api/", not_found),  # unknown API paths answer JSON, also with DEBUG on

@@ -276,3 +276,24 @@ BAD_HOST = "Invalid HTTP_HOST header: 'evil.example'"
 
 def forged_lines(text: str) -> list[str]:
     return [line for line in text.split("\n") if line.startswith(FORGED)]
+
+
+# --- Metrics ---------------------------------------------------------------------------------------------
+
+METRICS = "/metrics"
+
+
+def samples(text: str) -> dict[tuple[str, frozenset], float]:
+    """The samples of a /metrics answer in Prometheus's text format: {(name, labels): value}."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    return {
+        (sample.name, frozenset(sample.labels.items())): sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+    }
+
+
+def sample(scraped: dict, name: str, **labels: str) -> float:
+    """One sample of `samples(...)`; 0 when absent (a series not counted yet)."""
+    return scraped.get((name, frozenset(labels.items())), 0.0)

@@ -17,12 +17,13 @@ def test_server_log_has_no_traceback_for_a_bad_host_and_no_query_string(tmp_path
     with serving(tmp_path, env={"GUNICORN_ACCESS_LOG": "-"}) as server:
         response = requests.get(server.url + "/healthz", headers={"Host": "evil.example"}, timeout=30)
         assert response.status_code == 400
+        bad_host_request = response.headers["X-Request-ID"]
         response = requests.get(server.url + "/healthz?secret=hunter2", timeout=30)
         assert response.status_code == 200
     log = server.log.read_text()  # whole: the server has stopped
     assert "Traceback" not in log
     assert [line for line in log.split("\n") if BAD_HOST in line] == [
-        f"WARNING django.security.DisallowedHost: {BAD_HOST}. You may need to add 'evil.example' to ALLOWED_HOSTS."
+        f"WARNING django.security.DisallowedHost [req={bad_host_request}]: {BAD_HOST}. You may need to add 'evil.example' to ALLOWED_HOSTS."
     ]
     assert '"GET /healthz HTTP/1.1" 200' in log
     assert "hunter2" not in log
