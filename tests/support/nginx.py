@@ -3,13 +3,11 @@ with the test's ports in place of its 80 and 8000."""
 
 import os
 import shutil
-import socket
 import subprocess
-import time
 from pathlib import Path
 
 from tests.support import prerequisites
-from tests.support.server import ROOT, free_port, stop
+from tests.support.server import ROOT, accepts_connections, free_port, stop
 
 NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
 CONFIG = ROOT / "docs" / "nginx.conf"
@@ -60,13 +58,8 @@ class Nginx:
             "daemon off;",
         ]
         self.process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline and self.process.poll() is None:
-            try:
-                socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
-                return self
-            except OSError:
-                time.sleep(0.05)
+        if accepts_connections(self.process, self.port):
+            return self
         self.stop()
         raise RuntimeError(f"nginx did not start: {(self.workdir / 'error.log').read_text()}")
 

@@ -4,14 +4,12 @@ runs it (DATABASE_TRANSACTION_POOLING in otp_project/settings.py)."""
 
 import os
 import shutil
-import socket
 import subprocess
-import time
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
 from tests.support import prerequisites
-from tests.support.server import free_port, stop
+from tests.support.server import accepts_connections, free_port, stop
 
 PGBOUNCER = shutil.which("pgbouncer") or "/usr/sbin/pgbouncer"
 
@@ -63,13 +61,8 @@ class PgBouncer:
         user = ["--user", "nobody"] if os.geteuid() == 0 else []
         with self.log.open("ab") as log:
             self.process = subprocess.Popen([PGBOUNCER, *user, str(self.config)], stdout=log, stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline and self.process.poll() is None:
-            try:
-                socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
-                return self
-            except OSError:
-                time.sleep(0.05)
+        if accepts_connections(self.process, self.port):
+            return self
         self.stop()
         raise RuntimeError(f"PgBouncer did not start: {self.log.read_text()}")
 

@@ -154,6 +154,19 @@ class Server:
         stop(self.process, timeout=15)
 
 
+def accepts_connections(process: subprocess.Popen, port: int, *, timeout: float = 10) -> bool:
+    """Whether `process` accepts connections on 127.0.0.1:`port` within `timeout` seconds; False
+    at once if it exits."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and process.poll() is None:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return True
+        except OSError:
+            time.sleep(0.05)
+    return False
+
+
 def stop(process: subprocess.Popen | None, *, timeout: float) -> None:
     """Ask `process` to end; kill it if it has not within `timeout` seconds."""
     if process and process.poll() is None:
