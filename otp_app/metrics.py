@@ -138,14 +138,12 @@ def endpoint_of(request) -> str:
     if match.url_name is not None:
         return match.view_name
     # The API's paths with a trailing slash are unnamed twins of the documented ones.
-    return _endpoint_names().get(getattr(match.func, "view_class", None), UNMATCHED)
+    return ENDPOINT_NAMES.get(getattr(match.func, "view_class", None), UNMATCHED)
 
 
-@functools.cache
-def _endpoint_names() -> dict:
-    from .urls import ENDPOINTS  # Avoids a circular import: the views' flows count through this module.
-
-    return {view: name for _route, view, name in ENDPOINTS}
+# View class -> URL name of the API's endpoints, filled by urls.py (which imports the views, whose
+# flows count through this module: this module imports neither).
+ENDPOINT_NAMES: dict = {}
 
 
 # --- /metrics ---------------------------------------------------------------------------------

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from . import views
+from . import metrics, views
 
 ENDPOINTS = [
     ("register", views.RegisterView, "register"),
@@ -19,6 +19,8 @@ ENDPOINTS = [
     ("passkeys/authentication/options", views.PasskeyAuthenticationOptionsView, "passkey-authentication-options"),
     ("passkeys/authentication", views.PasskeyAuthenticationView, "passkey-authentication"),
 ]
+
+metrics.ENDPOINT_NAMES.update({view: name for _route, view, name in ENDPOINTS})
 
 # The documented paths have no trailing slash.
 documented = [path(route, view.as_view(), name=name) for route, view, name in ENDPOINTS]
