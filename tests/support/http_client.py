@@ -44,8 +44,11 @@ class Account:
         return self.secret
 
     def pending_session(self) -> requests.Session:
-        """A new browser whose login is pending its second factor."""
+        """A new browser whose login is pending its second factor. A new connection per request:
+        tests make many and use them later than the server keeps an idle connection (2 s), and a
+        request sent just as the server closes one fails."""
         http = requests.Session()
+        http.headers["Connection"] = "close"
         assert self.login(http=http).status_code == 200
         return http
 
