@@ -3,7 +3,7 @@ target checked against its figure."""
 
 import statistics
 
-from bench.scenarios import SQL_OF
+from bench.scenarios import OVERHEAD_PAIRS, SQL_OF
 from bench.statements import table as statements_table
 
 
@@ -73,6 +73,25 @@ def summarise(runs: list[dict], latency_label: str) -> dict:
     }
 
 
+def operations_overhead(report: dict, text: str, ops: str) -> dict:
+    """How much more CPU per request `ops` took than `text`, run against run within each round
+    (the pair ran back to back), and the median of those rounds."""
+    rounds = report.get("rounds", {})
+
+    def per_unit(run):
+        return run["server_cpu_ms"] / run["completed"] if run["completed"] else None
+
+    pairs = [(per_unit(a), per_unit(b)) for a, b in zip(rounds.get(text, []), rounds.get(ops, []), strict=False)]
+    changes = [b / a - 1 for a, b in pairs if a and b]
+    scenarios = report.get("scenarios", {})
+    return {
+        "rounds": changes,
+        "median": median(changes),
+        "text_ms": scenarios.get(text, {}).get("cpu_ms_per_unit") or 0,
+        "ops_ms": scenarios.get(ops, {}).get("cpu_ms_per_unit") or 0,
+    }
+
+
 # --- the report -----------------------------------------------------------------------------------
 def fmt(value, digits=1, suffix="") -> str:
     if value is None:
@@ -135,6 +154,17 @@ def targets(report: dict) -> list[dict]:
                 limit,
                 ratio <= limit,
                 f"per round: {scenarios[key]['ratio_rounds']}",
+            )
+    for text, ops, name, _scenario in OVERHEAD_PAIRS:
+        overhead = operations_overhead(report, text, ops)
+        if overhead["median"] is not None:
+            check(
+                f"{name}: JSON logs and metrics cost ≤ 5% more server CPU than text logs without metrics",
+                f"{overhead['median']:+.1%}",
+                "+5%",
+                overhead["median"] <= 0.05,
+                f"CPU ms per request {overhead['text_ms']:.3f} → {overhead['ops_ms']:.3f} (medians); "
+                f"per round, side by side: {', '.join(f'{value:+.1%}' for value in overhead['rounds'])}",
             )
     logins = {name: data["password_hashes"] for name, data in endpoints.items() if name.startswith("login")}
     if logins:

@@ -31,7 +31,16 @@ from bench.processes import (
     server_env,
 )
 from bench.report import median, percentile, render, summarise, targets
-from bench.scenarios import COUNTED_KEYS, FLOOR_KEYS, FLOORS, ROUND_ORDER, SCENARIOS, bracket_with_floors, measure
+from bench.scenarios import (
+    COUNTED_KEYS,
+    FLOOR_KEYS,
+    FLOORS,
+    OVERHEAD_PAIRS,
+    SCENARIOS,
+    bracket_with_floors,
+    measure,
+    round_order,
+)
 
 DESCRIPTION = """The benchmark driver: `python -m bench.run [--quick] [--scale]` (or `make bench`).
 
@@ -170,6 +179,12 @@ class Bench:
             ),
             "P": self.start_server("P", self.env(database_url, BENCH_PASSWORD_HASHER="pbkdf2-twice")),
         }
+        # Operations' overhead: T and O differ only in metrics and the log format (OVERHEAD_PAIRS).
+        never_locked = {"TWOFA_LOCKOUT_THRESHOLD": HUGE, "TWOFA_CODE_FAILURE_LIMIT": "0", "GUNICORN_ACCESS_LOG": "-"}
+        servers["T"] = self.start_server("T", self.env(database_url, **never_locked, LOG_FORMAT="text"))
+        servers["O"] = self.start_server(
+            "O", self.env(database_url, **never_locked, LOG_FORMAT="json", METRICS_ENABLED="true")
+        )
         self.load = LoadProcess(self.logdir)
         log("preparing accounts through the API")
         started = time.perf_counter()
@@ -191,6 +206,10 @@ class Bench:
         items = {key: (label, "M", spec, "GET") for key, label, spec in FLOORS}
         items.update({key: (label, server, spec, latency) for key, label, server, spec, latency in SCENARIOS})
         items["row@G"] = ("floor: APIView, one row by PK (server G)", "G", FLOORS[2][2], "GET")
+        for text, ops, name, (scenario, latency) in OVERHEAD_PAIRS:
+            spec = next(spec for key, _label, _server, spec, _latency in SCENARIOS if key == scenario)
+            items[text] = (f"{name}: text logs, no metrics (server T)", "T", spec, latency)
+            items[ops] = (f"{name}: JSON logs and metrics (server O)", "O", spec, latency)
         # Scenarios (7) and (8) run a fixed number of prepared requests (duration: only a bound).
         counts = {"passkey-2fa": args.passkey_second_factors, "passkey-signin": args.passkey_sign_ins}
         for key in COUNTED_KEYS:
@@ -208,7 +227,7 @@ class Bench:
                 break
             log(f"round {round_number} of {args.rounds}")
             sequence = []
-            for key in ROUND_ORDER:
+            for key in round_order(round_number):
                 _label, server, spec, _latency = items[key]
                 duration = (
                     args.floor_seconds

@@ -91,6 +91,14 @@ SCENARIOS = [
     ),
 ]
 COUNTED_KEYS = {"passkey-2fa", "passkey-signin"}
+# Operations' cost, side by side: the same scenario on two servers that differ only in metrics
+# and log format, each writing its access log as a deployment does (server T: the default text
+# logs, no metrics; server O: METRICS_ENABLED and LOG_FORMAT=json). Both have G's limits, so
+# that the wrong codes of the guess group never lock anyone.
+OVERHEAD_PAIRS = [
+    ("guess@text", "guess@ops", "otp/validate wrong code", ("guess", "otp/validate")),
+    ("me@text", "me@ops", "GET me", ("me", "GET")),
+]
 SQL_OF = {
     "raw": [],
     "constant": ["floor: bare APIView"],
@@ -136,7 +144,23 @@ ROUND_ORDER = [
     "row",
     "passkey-signin",
     "row",
+    # Each pair runs back to back, in the opposite order every other round (round_order).
+    "guess@text",
+    "guess@ops",
+    "me@text",
+    "me@ops",
 ]
+
+
+def round_order(round_number: int) -> list[str]:
+    """ROUND_ORDER, with each overhead pair swapped in even rounds: whichever of a pair runs
+    second would otherwise always meet the machine's drift the same way."""
+    if round_number % 2:
+        return ROUND_ORDER
+    swap = {}
+    for text, ops, _name, _scenario in OVERHEAD_PAIRS:
+        swap.update({text: ops, ops: text})
+    return [swap.get(key, key) for key in ROUND_ORDER]
 
 
 def bracket_with_floors(sequence: list[tuple[str, dict]]) -> None:
