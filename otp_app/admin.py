@@ -213,9 +213,18 @@ class SecurityEventAdmin(admin.ModelAdmin):
 
     list_display = ("created_at", "kind", "email", "client_address", "user_agent")
     list_filter = ("kind", ("user", admin.RelatedOnlyFieldListFilter))
-    search_fields = ("email", "user__email")
+    search_fields = ("email", "user__email", "=request_id")  # a request id: the event of a log line
     date_hierarchy = "created_at"
-    readonly_fields = ("created_at", "kind", "user", "email", "client_address", "user_agent", "detail")
+    readonly_fields = (
+        "created_at",
+        "kind",
+        "user",
+        "email",
+        "client_address",
+        "user_agent",
+        "request_id",
+        "detail",
+    )
 
     def has_add_permission(self, request):
         return False

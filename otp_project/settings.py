@@ -178,6 +178,9 @@ if env.bool("SECURE_PROXY_SSL", default=False):
 CORS_ALLOWED_ORIGINS = env.list("CORS_ALLOWED_ORIGINS", default=["http://localhost:3000"] if DEBUG else [])
 CORS_ALLOW_CREDENTIALS = True
 CORS_URLS_REGEX = r"^/api/.*$"
+# A front end may read the request's id (to quote in a report) and how long to wait after a 429
+# or 503: neither is a header browsers show to scripts by default.
+CORS_EXPOSE_HEADERS = ["X-Request-ID", "Retry-After"]
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
 
 # --- Two-factor rules (TWOFA_*): every one may be set in the environment ---------------------

@@ -235,7 +235,9 @@ def events(db):
         "ann_login": SecurityEvent.objects.create(
             kind=Kind.LOGIN_SUCCEEDED, user=ann, email=ann.email, client_address="203.0.113.1"
         ),
-        "ann_enabled": SecurityEvent.objects.create(kind=Kind.OTP_ENABLED, user=ann, email=ann.email),
+        "ann_enabled": SecurityEvent.objects.create(
+            kind=Kind.OTP_ENABLED, user=ann, email=ann.email, request_id="5f0c2e8a9b7d4c1e8f3a6b2d1c0e9f8a"
+        ),
         "bob_failed": SecurityEvent.objects.create(kind=Kind.LOGIN_FAILED, user=bob, email=bob.email),
         "nobody_failed": SecurityEvent.objects.create(kind=Kind.LOGIN_FAILED, email="nobody@example.com"),
     }
@@ -312,3 +314,10 @@ def test_events_cannot_be_deleted(admin, events):
     admin.post(EVENTS, {"action": "delete_selected", "_selected_action": [str(event.pk)], "post": "yes"})
     assert SecurityEvent.objects.filter(pk=event.pk).exists()
     assert SecurityEvent.objects.count() == len(events)
+
+
+def test_events_are_found_by_the_request_id_of_a_log_line(admin, events):
+    response = admin.get(EVENTS, {"q": "5f0c2e8a9b7d4c1e8f3a6b2d1c0e9f8a"})
+    assert listed(response.content.decode()) == ids(events["ann_enabled"])
+    detail = admin.get(f"{EVENTS}{events['ann_enabled'].pk}/change/").content.decode()
+    assert "5f0c2e8a9b7d4c1e8f3a6b2d1c0e9f8a" in detail

@@ -191,6 +191,13 @@ def test_allowed_front_end_can_read_me(logged_in_client, user):
     assert_cors_allowed(response)
 
 
+def test_allowed_front_end_can_read_the_request_id_and_retry_after(api, db):
+    response = api.get(ME, HTTP_ORIGIN=REACT)
+    exposed = {name.strip().lower() for name in response["Access-Control-Expose-Headers"].split(",")}
+    assert {"x-request-id", "retry-after"} <= exposed
+    assert response["X-Request-ID"]
+
+
 @pytest.mark.parametrize("path", POST_ENDPOINTS, ids=short)
 def test_cors_preflight_from_allowed_front_end_succeeds(api, db, path):
     response = api.options(

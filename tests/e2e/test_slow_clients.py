@@ -11,6 +11,7 @@ half second for TRICKLE_SECONDS at most.
 """
 
 import contextlib
+import re
 import socket
 import threading
 import time
@@ -101,6 +102,18 @@ def test_through_nginx_the_service_answers_while_slow_clients_send(server, nginx
         assert all(still_sending(connection) for connection in connections)
     assert response.status_code == 200
     assert response.json()["status"] == "ok"
+
+
+def test_through_nginx_the_request_id_is_nginxs_not_the_clients(server, nginx):
+    # The service keeps a sane X-Request-ID from its proxy; nginx names each request itself.
+    ids = [
+        requests.get(nginx.url + "/healthz", headers={"X-Request-ID": "chosen-by-client"}, timeout=30).headers[
+            "X-Request-ID"
+        ]
+        for _ in range(2)
+    ]
+    assert all(re.fullmatch(r"[0-9a-f]{32}", request_id) for request_id in ids), ids
+    assert ids[0] != ids[1]
 
 
 @pytest.mark.parametrize("meta_key", ["HTTP_X_REAL_IP", "HTTP_X_FORWARDED_FOR"])
