@@ -334,6 +334,9 @@ def find_passkey(credential_id: str, *, with_account: bool = False) -> Passkey |
     return passkey
 
 
+_PASSKEY_RACES = 20  # answers of one passkey accepted at the same moment, each judged on the row as changed
+
+
 def accept_passkey(*, user: UserModel, passkey: Passkey | None, verify, challenge: str, now: float) -> Passkey:
     """Accept an answer of `passkey` to `challenge` for `user`: `verify(public_key)` checks it
     (passkeys.verify_assertion). A refusal counts as a wrong code, under the same lockout; while
@@ -341,8 +344,9 @@ def accept_passkey(*, user: UserModel, passkey: Passkey | None, verify, challeng
     refused as a possibly cloned authenticator.
 
     Each answer is accepted once: the UPDATE that records the use applies only if the passkey's
-    last answered challenge is another one, so of requests racing with one answer (one session,
-    on any instance) one passes, also for authenticators without a counter."""
+    row is still as read (its last answered challenge and counter), so of requests racing with
+    one answer (one session, on any instance) one passes, also for authenticators without a
+    counter; one that lost the race to another answer reads the row again and is judged on it."""
     moment = as_datetime(now)
     _refuse_while_locked(user.locked_until, moment)
     if passkey is None or passkey.user_id != user.pk:  # unknown, or another account's: the same refusal
@@ -354,24 +358,35 @@ def accept_passkey(*, user: UserModel, passkey: Passkey | None, verify, challeng
         _count_attempt(user=user, now=now)
         raise _passkey_rejected(user) from None
     answered = hashlib.sha256(challenge.encode()).hexdigest()
-    used = Passkey.objects.filter(pk=passkey.pk).exclude(last_challenge=answered)
-    if verified.sign_count:
-        # Conditional on the stored counter being lower too, so of two answers racing with one
-        # counter value (a cloned key) only one passes.
-        used = used.filter(Q(sign_count__lt=verified.sign_count) | Q(sign_count=0))
-    changes = {"sign_count": verified.sign_count, "backed_up": verified.backed_up, "last_used_at": moment}
-    with transaction.atomic():
-        accepted = used.update(last_challenge=answered, **changes)
-        if accepted and (user.failed_attempts or user.locked_until):
-            # Unguessable, unlike a code: a valid passkey ends a count of wrong attempts.
-            UserModel.objects.filter(pk=user.pk).update(failed_attempts=0, locked_until=None)
-    if not accepted:
-        replayed = Passkey.objects.filter(pk=passkey.pk, last_challenge=answered).exists()
+    changes = {
+        "last_challenge": answered,
+        "sign_count": verified.sign_count,
+        "backed_up": verified.backed_up,
+        "last_used_at": moment,
+    }
+    for _ in range(_PASSKEY_RACES):
+        replayed = passkey.last_challenge == answered
+        # A counter that does not grow (both non-zero) is refused as a possibly cloned key.
+        cloned = bool(verified.sign_count) and 0 < verified.sign_count <= passkey.sign_count
+        if replayed or cloned:
+            _count_attempt(user=user, now=now)
+            raise _passkey_rejected(user, cloned=not replayed)
+        as_read = (("id", "=", passkey.pk), ("last_challenge", "=", passkey.last_challenge))
+        if rows.update(Passkey, changes, *as_read, ("sign_count", "=", passkey.sign_count)):
+            break
+        passkey = rows.first(Passkey, ("id", "=", passkey.pk))  # changed meanwhile: judge it again
+        if passkey is None:  # removed meanwhile
+            _count_attempt(user=user, now=now)
+            raise _passkey_rejected(user)
+    else:
         _count_attempt(user=user, now=now)
-        raise _passkey_rejected(user, cloned=not replayed)
+        raise _passkey_rejected(user)
+    if user.failed_attempts or user.locked_until:
+        # Unguessable, unlike a code: a valid passkey ends a count of wrong attempts.
+        UserModel.objects.filter(pk=user.pk).update(failed_attempts=0, locked_until=None)
+        user.failed_attempts, user.locked_until = 0, None
     for field, value in changes.items():
         setattr(passkey, field, value)
-    user.failed_attempts, user.locked_until = 0, None
     return passkey
 
 

@@ -14,6 +14,7 @@ import requests
 from django.conf import settings
 
 from tests.helpers import EMAIL_TAKEN, INVALID, PASSWORD, REGISTERED, next_code, wrong_code_now
+from tests.support.authenticator import SoftwareAuthenticator
 from tests.support.http_client import fresh_email, race
 
 pytestmark = pytest.mark.e2e
@@ -211,3 +212,58 @@ def test_concurrent_wrong_passwords_get_no_more_guesses_than_the_account_limit(a
     assert_no_server_error(responses)
     assert statuses(responses) == [400] * 10 + [429] * 20
     assert requests.post(api + "login", json={"email": email, "password": PASSWORD}, timeout=TIMEOUT).status_code == 429
+
+
+def passkey_account(api: str, *, counter: bool = True) -> tuple[str, SoftwareAuthenticator]:
+    """An account whose only second factor is a passkey: (email, its authenticator)."""
+    email = fresh_email("race-passkey")
+    assert register(api, email).status_code == 201
+    session = logged_in(api, email)
+    authenticator = SoftwareAuthenticator(origin=api.removesuffix("/api/auth/"), counter=counter)
+    options = session.post(api + "passkeys/registration/options", json={}, timeout=TIMEOUT).json()["publicKey"]
+    answer = {"credential": authenticator.register(options)}
+    assert session.post(api + "passkeys/registration", json=answer, timeout=TIMEOUT).status_code == 201
+    return email, authenticator
+
+
+def passkey_answer(api: str, session: requests.Session, authenticator: SoftwareAuthenticator) -> dict:
+    options = session.post(api + "passkeys/authentication/options", json={}, timeout=TIMEOUT).json()["publicKey"]
+    return {"credential": authenticator.authenticate(options)}
+
+
+def test_one_passkey_answer_sent_many_times_at_once_is_accepted_once(api):
+    email, authenticator = passkey_account(api, counter=False)  # no counter: only the challenge stops a replay
+    [browser] = pending_sessions(api, email, 1)
+    answer = passkey_answer(api, browser, authenticator)
+
+    def send():
+        copy = requests.Session()
+        copy.cookies.update(browser.cookies)
+        return copy.post(api + "passkeys/authentication", json=answer, timeout=TIMEOUT)
+
+    # Four: each refusal counts as a wrong code, and five would lock the account.
+    responses = race([send] * 4)
+
+    assert_no_server_error(responses)
+    assert statuses(responses) == [200, 400, 400, 400]
+
+
+def test_answers_of_one_passkey_to_different_logins_at_once_are_all_accepted(api):
+    """Passkeys synced between devices keep no counter: one person signing in on several devices
+    at the same moment is no replay. Each answer that loses the race to record its use is judged
+    again on the row as the winner left it, and passes."""
+    email, authenticator = passkey_account(api, counter=False)
+    browsers = pending_sessions(api, email, 6)
+    answers = [passkey_answer(api, browser, authenticator) for browser in browsers]
+
+    responses = race(
+        [
+            lambda browser=browser, answer=answer: browser.post(
+                api + "passkeys/authentication", json=answer, timeout=TIMEOUT
+            )
+            for browser, answer in zip(browsers, answers, strict=True)
+        ]
+    )
+
+    assert_no_server_error(responses)
+    assert statuses(responses) == [200] * 6
