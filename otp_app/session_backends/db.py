@@ -4,8 +4,9 @@
   once (rows.py); authentication takes the account from it (backends.py). Deleting an account
   deletes its sessions.
 - The table holds a hash of each key, never the key: a read of the table yields no session.
-- A new key (login, otp/validate) is inserted once, with its data, when the response saves the
-  session; Django would insert an empty row first and update it.
+- A new key (login) is inserted once, with its data, when the response saves the session; Django
+  would insert an empty row first and update it. A rotated key (a second factor proven) moves
+  the session's row to it with one UPDATE, where Django deletes the row and inserts another.
 - A key is 160 random bits from one read of the system's generator, in base32's lower case.
 - A session ends SESSION_COOKIE_AGE (12 h) after its login, or SESSION_IDLE_SECONDS after its
   last use, on the app's clock; a used session's row is refreshed at most once a minute.
@@ -46,6 +47,7 @@ class SessionStore(db.SessionStore):
     account = None
     _unsaved_key = False
     _read_expiry = None  # the expiry of the row as read
+    _moved_from = None  # the key whose row save() moves to the new key (cycle_key)
 
     @classmethod
     def get_model_class(cls):
@@ -114,6 +116,14 @@ class SessionStore(db.SessionStore):
             if not self.exists(key):
                 return key
 
+    def cycle_key(self):
+        data, key = self._session, self.session_key
+        self.create()
+        self._session_cache = data
+        # The row read moves to the new key when the response saves the session; until then the
+        # old key is the session's, as it was. A key whose row was never read has none to move.
+        self._moved_from = key if self._read_expiry is not None else None
+
     def create(self):
         # A fresh key that no row holds yet; save() inserts it, drawing again on a collision.
         self._session_key = new_key()
@@ -125,6 +135,8 @@ class SessionStore(db.SessionStore):
     def save(self, must_create=False):
         if self.session_key is None:
             self.create()
+        if self._moved_from is not None and not must_create:
+            return self._move()
         must_create = must_create or self._unsaved_key
         session = self.create_model_instance(self._get_session(no_load=must_create))
         using = router.db_for_write(self.model, instance=session)
@@ -140,6 +152,30 @@ class SessionStore(db.SessionStore):
                 continue
             except DatabaseError as error:
                 raise UpdateError from error  # deleted meanwhile (Django's answer: SessionInterrupted)
+            self._unsaved_key = False
+            return
+        raise CreateError
+
+    def _move(self):
+        """The session's row, read under the key cycle_key replaced, moved to the new key with its
+        data: one UPDATE. No row to move means the session was ended while its request ran: it
+        is not written again (Django's answer: SessionInterrupted)."""
+        session = self.create_model_instance(self._get_session())
+        changes = {"session_data": session.session_data, "expire_date": session.expire_date, "user": session.user_id}
+        for _ in range(_KEY_DRAWS):
+            try:
+                moved = rows.update(
+                    self.model,
+                    {"session_key": session.session_key, **changes},
+                    ("session_key", "=", stored_key(self._moved_from)),
+                )
+            except IntegrityError:
+                self._session_key = new_key()  # a key in use: draw another
+                session.session_key = stored_key(self._session_key)
+                continue
+            if not moved:
+                raise UpdateError
+            self._moved_from = None
             self._unsaved_key = False
             return
         raise CreateError

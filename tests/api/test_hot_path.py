@@ -82,12 +82,40 @@ def test_new_session_key_is_written_once_with_its_data(pending_client, user_with
     response, sql = statements(lambda: pending_client.post(VALIDATE, {"token": token}, format="json"))
     assert response.status_code == 200
     session_writes = writes_to(Session._meta.db_table, sql)
-    # The DELETE of the pending key and one INSERT of the new one (no empty row updated later).
-    assert [query.split()[0] for query in session_writes] == ["DELETE", "INSERT"]
+    # One UPDATE moves the pending session's row to the new key, with its new data.
+    assert [query.split()[0] for query in session_writes] == ["UPDATE"]
     new_key = pending_client.cookies["sessionid"].value
     assert new_key != pending_key
     assert not Session.objects.filter(session_key=stored_key(pending_key)).exists()
     assert SessionStore(new_key).get("_auth_user_id") == str(user_with_2fa.pk)
+
+
+def test_a_rotated_key_that_collides_is_drawn_again_and_never_overwrites_a_session(db, monkeypatch):
+    taken, rotating = SessionStore(), SessionStore()
+    taken["owner"], rotating["owner"] = "someone else", "me"
+    taken.save()
+    rotating.save()
+    old_key = rotating.session_key
+    rotating = SessionStore(old_key)
+    keys = iter([taken.session_key, "n" * 32])
+    monkeypatch.setattr(session_db, "new_key", lambda: next(keys))
+    rotating.cycle_key()
+    rotating.save()
+    assert rotating.session_key == "n" * 32
+    assert SessionStore("n" * 32)["owner"] == "me"
+    assert SessionStore(taken.session_key)["owner"] == "someone else"
+    assert not Session.objects.filter(session_key=stored_key(old_key)).exists()
+
+
+def test_a_session_ended_while_its_key_was_rotated_is_not_written_again(logged_in_client, db):
+    key = logged_in_client.cookies["sessionid"].value
+    store = SessionStore(key)
+    store.cycle_key()
+    Session.objects.filter(session_key=stored_key(key)).delete()  # ended by another request meanwhile
+    with pytest.raises(Exception) as raised:
+        store.save()
+    assert type(raised.value).__name__ == "UpdateError"
+    assert not Session.objects.filter(session_key=stored_key(store.session_key)).exists()
 
 
 def test_login_writes_its_session_row_once(user, api, clock):
