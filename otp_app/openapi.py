@@ -2,8 +2,8 @@
 answer to OPTIONS.
 
 Each view documents its own body and answers; this module adds what every endpoint can answer
-(405, and for POSTs 400, 403, 413, 415; 503 during outages), says which endpoints need the
-session cookie, and lists paths in full as clients call them.
+(405, and for POSTs 400, 403, 413, 415; 503 during outages), the 403 of TWOFA_REQUIRED where it
+applies, says which endpoints need the session cookie, and lists paths in full as clients call them.
 """
 
 from drf_yasg import openapi
@@ -38,6 +38,7 @@ _EVERY_POST = {
     "415": fail("Unsupported media type: send Content-Type: application/json"),
 }
 _SESSION_PERMISSIONS = (permissions.FullSession, permissions.PendingOrFullSession)
+_NOT_ENROLLED_YET = f"With TWOFA_REQUIRED, an account without a second factor: {permissions.ENROLMENT_REQUIRED}"
 
 
 class AutoSchema(SwaggerAutoSchema):
@@ -48,6 +49,10 @@ class AutoSchema(SwaggerAutoSchema):
             responses.setdefault(status_code, response)
         if self._needs_session():
             responses.setdefault("401", NO_SESSION)
+        if self._refused_before_enrolment():
+            refused = responses.get("403")
+            also = f"{refused.description}. " if isinstance(refused, openapi.Response) else ""
+            responses["403"] = fail(also + _NOT_ENROLLED_YET)
         return dict(sorted(responses.items()))
 
     def get_security(self):
@@ -56,6 +61,11 @@ class AutoSchema(SwaggerAutoSchema):
 
     def _needs_session(self) -> bool:
         return any(permission in _SESSION_PERMISSIONS for permission in self.view.permission_classes)
+
+    def _refused_before_enrolment(self) -> bool:
+        return permissions.SecondFactorEnrolled in self.view.permission_classes and not getattr(
+            self.view, "allowed_before_enrolment", False
+        )
 
 
 class SchemaGenerator(OpenAPISchemaGenerator):

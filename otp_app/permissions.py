@@ -1,5 +1,6 @@
-"""Who may call what: the session states each endpoint needs, the account a body may name, and
-the origin rule that refuses cross-site requests."""
+"""Who may call what: the session states each endpoint needs, the second factor an account may
+be required to enrol first, the account a body may name, and the origin rule that refuses
+cross-site requests."""
 
 from urllib.parse import urlsplit
 
@@ -22,6 +23,37 @@ class FullSession(permissions.BasePermission):
 class PendingOrFullSession(permissions.BasePermission):
     def has_permission(self, request, view):
         return request.auth in (session_state.PENDING, session_state.FULL)
+
+
+ENROLMENT_REQUIRED = "Two-factor authentication is required: enrol first"
+
+
+def enrolment_required(user) -> bool:
+    """Whether `user` must enrol a second factor (TOTP or a passkey) before anything else."""
+    return settings.TWOFA_REQUIRED and not user.two_factor_enabled
+
+
+class SecondFactorEnrolled(permissions.BasePermission):
+    """With TWOFA_REQUIRED on, an account without a second factor may call only the views that
+    enrol one: those that say `allowed_before_enrolment = True` (here me, otp/generate,
+    otp/verify and the passkey registration endpoints); every other view answers 403
+    "Two-factor authentication is required: enrol first". Off, it lets everything through.
+
+    It judges accounts, not session states: put it after the permission that requires a login
+    (`FullSession`, or DRF's `IsAuthenticated` in a project's own views), so that anonymous
+    requests still get their 401. A project embedding this app reuses it on its own views:
+
+        permission_classes = [IsAuthenticated, SecondFactorEnrolled]
+
+    and marks the views its people enrol with `allowed_before_enrolment = True`.
+    """
+
+    message = ENROLMENT_REQUIRED
+
+    def has_permission(self, request, view):
+        if not settings.TWOFA_REQUIRED or getattr(view, "allowed_before_enrolment", False):
+            return True  # off, or an enrolment view: no account is read
+        return not (request.user.is_authenticated and enrolment_required(request.user))
 
 
 def own_user(request, user_id) -> UserModel:

@@ -84,7 +84,11 @@ class ApiView(GenericAPIView):
 
 
 class FullSessionView(ApiView):
-    permission_classes = [permissions.TrustedOrigin, permissions.FullSession]
+    """An endpoint for a full session, and (with TWOFA_REQUIRED) of an account with a second
+    factor; the views that enrol one say `allowed_before_enrolment = True`."""
+
+    permission_classes = [permissions.TrustedOrigin, permissions.FullSession, permissions.SecondFactorEnrolled]
+    allowed_before_enrolment = False
 
 
 class RegisterView(ApiView):
@@ -136,6 +140,8 @@ class LoginView(ApiView):
 
 
 class LogoutView(ApiView):
+    allowed_before_enrolment = True  # open to any session anyway; one of the views TWOFA_REQUIRED leaves open
+
     @swagger_auto_schema(
         operation_summary="End the session",
         tags=["1. account"],
@@ -148,6 +154,8 @@ class LogoutView(ApiView):
 
 
 class MeView(FullSessionView):
+    allowed_before_enrolment = True
+
     @swagger_auto_schema(
         operation_summary="The logged-in account",
         tags=["1. account"],
@@ -158,6 +166,7 @@ class MeView(FullSessionView):
 
 
 class GenerateOtpView(FullSessionView):
+    allowed_before_enrolment = True
     serializer_class = GenerateSerializer
 
     @swagger_auto_schema(
@@ -185,6 +194,7 @@ class GenerateOtpView(FullSessionView):
 
 
 class VerifyOtpView(FullSessionView):
+    allowed_before_enrolment = True
     serializer_class = TokenSerializer
 
     @swagger_auto_schema(
@@ -295,6 +305,8 @@ PASSKEY_CHANGE_REFUSED = fail(
 
 
 class PasskeyRegistrationOptionsView(FullSessionView):
+    allowed_before_enrolment = True
+
     @swagger_auto_schema(
         operation_summary="Start adding a passkey: WebAuthn creation options",
         operation_description="Give `publicKey` to `navigator.credentials.create({publicKey: "
@@ -311,6 +323,7 @@ class PasskeyRegistrationOptionsView(FullSessionView):
 
 
 class PasskeyRegistrationView(FullSessionView):
+    allowed_before_enrolment = True
     serializer_class = PasskeyRegistrationSerializer
 
     @swagger_auto_schema(

@@ -60,6 +60,8 @@ MIDDLEWARE = [
     "otp_app.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # After authentication: staff without a second factor kept out of the admin, when required.
+    "otp_app.middleware.AdminEnrolmentMiddleware",
 ]
 
 ROOT_URLCONF = "otp_project.urls"
@@ -236,6 +238,11 @@ if TWOFA_WEBAUTHN_TIMEOUT <= 0:
 TWOFA_PASSKEY_SIGN_IN_RATE = env.str("TWOFA_PASSKEY_SIGN_IN_RATE", default="60/minute")
 # The /demo/ page, which walks the whole API in a browser: on by default with DEBUG only.
 TWOFA_DEMO_PAGE = env.bool("TWOFA_DEMO_PAGE", default=DEBUG)
+# Require a second factor. TWOFA_REQUIRED: an account without one may only enrol one (me,
+# logout, otp/generate, otp/verify, passkey registration); every other full-session endpoint
+# answers 403. TWOFA_REQUIRED_FOR_STAFF (or TWOFA_REQUIRED): staff without one stay out of the admin.
+TWOFA_REQUIRED = env.bool("TWOFA_REQUIRED", default=False)
+TWOFA_REQUIRED_FOR_STAFF = env.bool("TWOFA_REQUIRED_FOR_STAFF", default=False)
 
 # The client address of every limit and of the audit trail (otp_app/client_address.py): the
 # connection's, unless the connection comes from one of TRUSTED_PROXIES (addresses or networks)

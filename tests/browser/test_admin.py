@@ -1,7 +1,8 @@
 """The Django admin in a real browser, on gunicorn with production settings (static files by
 WhiteNoise): a superuser made by `createsuperuser` logs in, finds a user by email and sees its
 2FA status; a superuser with 2FA on needs the authenticator code as well. The admin works under
-its Content-Security-Policy with nothing refused."""
+its Content-Security-Policy with nothing refused. With TWOFA_REQUIRED_FOR_STAFF, a superuser
+without 2FA is told to enrol first, and enters once enrolled."""
 
 import subprocess
 import sys
@@ -124,5 +125,37 @@ def test_admin_works_under_its_content_security_policy_with_nothing_refused(page
         response = page.goto(f"{server.url}/admin/{path}")
         assert response.headers["content-security-policy"] == ADMIN
         assert page.locator("h1").inner_text() == title
+    assert page.csp_violations == []
+    assert page.errors == []
+
+
+@pytest.fixture(scope="module")
+def staff_must_enrol(tmp_path_factory):
+    with serving(tmp_path_factory.mktemp("admin-required"), env={"TWOFA_REQUIRED_FOR_STAFF": "true"}) as server:
+        yield server
+
+
+def test_superuser_without_2fa_is_told_to_enrol_and_enters_once_enrolled(page, staff_must_enrol):
+    server = staff_must_enrol
+    admin_email = fresh_email("admin-required")
+    create_superuser(server, admin_email)
+
+    admin_login(page, server.url, admin_email)
+    assert page.locator("h1").inner_text() == "Two-factor authentication is required: enrol first"
+    response = page.goto(server.url + "/admin/otp_app/usermodel/")
+    assert response.status == 403
+    assert response.headers["content-security-policy"] == ADMIN
+    page.locator("#logout-form [type=submit]").click()
+    page.wait_for_load_state()
+    page.goto(server.url + "/admin/")
+    assert page.locator("#login-form").is_visible()
+
+    admin = Account(server.url, admin_email)
+    assert admin.login().status_code == 200
+    admin.secret = admin.post("otp/generate").json()["base32"]
+    assert admin.post("otp/verify", {"token": pyotp.TOTP(admin.secret).now()}).status_code == 200
+
+    admin_login(page, server.url, admin_email, otp_token=next_code(admin.secret))
+    assert page.locator("h1").inner_text() == "Site administration"
     assert page.csp_violations == []
     assert page.errors == []
