@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 PORT ?= 8000
 
-.PHONY: install run serve test lint clean
+.PHONY: install run serve worker test lint clean
 
 $(BIN)/.installed: requirements.txt
 	$(PYTHON) -m venv $(VENV)
@@ -22,6 +22,11 @@ serve: install
 	$(BIN)/python manage.py migrate --noinput
 	$(BIN)/python manage.py collectstatic --noinput -v0
 	$(BIN)/gunicorn -c gunicorn.conf.py otp_project.wsgi
+
+# The worker that sends security emails, beside `serve` (or `run`) with TASKS_BACKEND=database: see
+# README, "Security emails". Run as many as you like; each stops after its current message on SIGTERM.
+worker: install
+	$(BIN)/python manage.py db_worker
 
 test: install
 	$(BIN)/pytest $(PYTEST_ARGS)

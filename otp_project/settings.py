@@ -8,6 +8,7 @@ import ipaddress
 import warnings
 from pathlib import Path
 
+import dj_email_url
 import environ
 from django.core.exceptions import ImproperlyConfigured
 
@@ -40,7 +41,9 @@ INSTALLED_APPS = [
     "corsheaders",
     "rest_framework",
     "drf_yasg",
-    "otp_app",
+    "otp_app",  # before django_tasks_db: its `db_worker` command is otp_app's
+    "django_tasks",
+    "django_tasks_db",
 ]
 
 MIDDLEWARE = [
@@ -271,6 +274,47 @@ METRICS_BEARER_TOKEN = env.str("METRICS_BEARER_TOKEN", default="")
 if METRICS_BEARER_TOKEN and (len(METRICS_BEARER_TOKEN) < 32 or not METRICS_BEARER_TOKEN.isascii()):
     # It opens the metrics from anywhere: a short one could be guessed.
     raise ImproperlyConfigured("METRICS_BEARER_TOKEN must be 32 or more ASCII characters")
+
+# --- Security emails ---------------------------------------------------------------------------
+# Each is a task (otp_app/notifications.py). `database`: a row written in the transaction of the
+# change it reports, sent by `manage.py db_worker`, tried again while the mail server refuses it;
+# `immediate`: sent during the request, once, so that a development server needs no worker.
+TASKS_BACKEND = env.str("TASKS_BACKEND", default="immediate" if DEBUG else "database")
+_TASK_BACKENDS = {
+    "immediate": "django_tasks.backends.immediate.ImmediateBackend",
+    "database": "django_tasks_db.DatabaseBackend",
+}
+if TASKS_BACKEND not in _TASK_BACKENDS:
+    raise ImproperlyConfigured("TASKS_BACKEND must be immediate or database")
+TASKS = {"default": {"BACKEND": _TASK_BACKENDS[TASKS_BACKEND]}}
+# Where mail goes, as a URL: smtp://user:password@host:25, submission://user:password@host (587,
+# STARTTLS), ?ssl=true for implicit TLS, ?timeout=<seconds>; console: prints it. By default the
+# console with DEBUG on, else an SMTP server on this machine (a local MTA relays it on).
+# Not kept as a setting: Django's debug page would show the password in it.
+_email = dj_email_url.parse(env.str("EMAIL_URL", default="console:" if DEBUG else "smtp://localhost:25"))
+if "EMAIL_BACKEND" not in _email:
+    raise ImproperlyConfigured(f"EMAIL_URL must start with one of {', '.join(dj_email_url.SCHEMES)}")
+EMAIL_BACKEND = _email["EMAIL_BACKEND"]
+EMAIL_HOST = _email["EMAIL_HOST"] or "localhost"
+EMAIL_PORT = _email["EMAIL_PORT"] or 25
+EMAIL_HOST_USER = _email["EMAIL_HOST_USER"] or ""
+EMAIL_HOST_PASSWORD = _email["EMAIL_HOST_PASSWORD"] or ""
+EMAIL_USE_TLS = _email["EMAIL_USE_TLS"]
+EMAIL_USE_SSL = _email["EMAIL_USE_SSL"]
+EMAIL_FILE_PATH = _email["EMAIL_FILE_PATH"]
+# A mail server that accepts the connection and then says nothing must not hold a worker forever.
+EMAIL_TIMEOUT = _email["EMAIL_TIMEOUT"] or 20
+DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default=_email.get("DEFAULT_FROM_EMAIL", "no-reply@localhost"))
+# A message the mail server did not take is tried again after RETRY seconds, doubling each time,
+# at most RETRY_MAX seconds apart, until it is taken (or its mailbox is refused for good).
+TWOFA_EMAIL_RETRY_SECONDS = env.int("TWOFA_EMAIL_RETRY_SECONDS", default=60)
+TWOFA_EMAIL_RETRY_MAX_SECONDS = env.int("TWOFA_EMAIL_RETRY_MAX_SECONDS", default=3600)
+# A message still being sent this long after a worker took it lost that worker (killed, its
+# machine gone): every worker checks for such messages and runs them again. Far longer than a
+# send can take (EMAIL_TIMEOUT bounds each wait on the mail server).
+TWOFA_EMAIL_STALE_SECONDS = env.int("TWOFA_EMAIL_STALE_SECONDS", default=600)
+if min(TWOFA_EMAIL_RETRY_SECONDS, TWOFA_EMAIL_RETRY_MAX_SECONDS, TWOFA_EMAIL_STALE_SECONDS) <= 0:
+    raise ImproperlyConfigured("TWOFA_EMAIL_RETRY_SECONDS, _RETRY_MAX_SECONDS and _STALE_SECONDS must be positive")
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": ["otp_app.authentication.SessionAuthentication"],
