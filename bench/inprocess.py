@@ -236,6 +236,9 @@ def main() -> dict:
     return {
         "endpoints": endpoints,
         "hasher": hasher_cost(int(os.environ.get("BENCH_HASH_ITERATIONS", "20"))),
+        "security_email": email_enqueue_cost(
+            UserModel.objects.get(email=dave_email), batches=6, calls=int(os.environ.get("BENCH_EMAIL_CALLS", "100"))
+        ),
         "passkey_signature": signature_cost(
             authenticator, public_key, int(os.environ.get("BENCH_SIGNATURE_CALLS", "2000"))
         ),
@@ -335,6 +338,54 @@ def signature_cost(authenticator: SoftwareAuthenticator, public_key: bytes, call
         key.verify(signature, signed, ec.ECDSA(hashes.SHA256()))
 
     return {"verify_assertion": _timed_us(check, calls), "ecdsa_p256_verify": _timed_us(ecdsa, calls)}
+
+
+def email_enqueue_cost(user, batches: int, calls: int) -> dict:
+    """What a security email adds to the request that reports its change: the same event recorded
+    in a transaction (audit.record, as the flows do) with its email enqueued and without (the
+    receiver disconnected), in interleaved batches; median CPU per call, in µs. The settings are
+    the servers': the database task backend, so the email is an INSERT of a task row."""
+    from django.db import transaction
+    from django.test import RequestFactory
+    from django_tasks_db.models import DBTaskResult
+
+    from otp_app import audit, notifications, signals
+    from otp_app.models import SecurityEvent
+
+    kind = SecurityEvent.Kind.RECOVERY_CODES_REGENERATED
+    signal, uid = signals.BY_KIND[kind], f"notifications-{kind}"
+    request = RequestFactory().post("/api/auth/otp/recovery-codes", REMOTE_ADDR="127.0.0.1")
+    tasks_before = DBTaskResult.objects.count()
+
+    def record():
+        with transaction.atomic():
+            audit.record(request, kind, user=user)
+
+    def batch():
+        started = time.process_time_ns()
+        for _ in range(calls):
+            record()
+        return (time.process_time_ns() - started) / 1000 / calls
+
+    record()  # warm: templates, statements, the task's backend
+    with_email, without = [], []
+    try:
+        for _ in range(batches):
+            with_email.append(batch())
+            signal.disconnect(dispatch_uid=uid)
+            without.append(batch())
+            signal.connect(notifications.enqueue, dispatch_uid=uid)
+    finally:
+        signal.connect(notifications.enqueue, dispatch_uid=uid)
+    enqueued = DBTaskResult.objects.count() - tasks_before
+    return {
+        "with_email_us": round(statistics.median(with_email), 1),
+        "without_us": round(statistics.median(without), 1),
+        "difference_us": round(statistics.median(a - b for a, b in zip(with_email, without, strict=True)), 1),
+        "calls": batches * calls,
+        "tasks_enqueued": enqueued,
+        "backend": settings.TASKS["default"]["BACKEND"],
+    }
 
 
 def _timed_us(function, calls: int) -> dict:

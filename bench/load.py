@@ -18,6 +18,7 @@ from tests.support.authenticator import SoftwareAuthenticator
 
 PASSWORD = "bench: correct horse battery staple"
 STEP = 30
+SESSIONS_PER_ACCOUNT = 20  # the live sessions of each account of a "many-sessions" group (GET sessions)
 REQUEST_TIMEOUT = 60.0
 # gunicorn closes a kept-alive connection after `keepalive` (2 s, gunicorn.conf.py) idle: reconnect
 # well before that, or a request sent as the server closes is lost.
@@ -253,6 +254,15 @@ class Load:
         account.session, account.id = reply.session, reply.json()["user"]["id"]
         if kind == "passkey":
             await self._add_passkey(connection, account)
+            return
+        if kind == "many-sessions":  # SESSIONS_PER_ACCOUNT live sessions, the last one used
+            for _ in range(SESSIONS_PER_ACCOUNT - 1):
+                reply = await connection.request(
+                    "POST", "/api/auth/login", {"email": account.email, "password": PASSWORD}
+                )
+                if reply.status != 200 or not reply.session:
+                    raise HttpError(f"login {reply.status} {reply.body[:200]!r}")
+                account.session = reply.session
             return
         if kind != "2fa":
             return
@@ -531,10 +541,18 @@ class Load:
         recorder.add("login", started, reply, (200,))
         session = reply.session
         if session:
+            secret = None
             for _ in range(3):
                 started = time.perf_counter()
                 reply = await connection.request("POST", "/api/auth/otp/generate", {}, session)
-                recorder.add("otp/generate", started, reply, (200,))
+                if recorder.add("otp/generate", started, reply, (200,)):
+                    secret = reply.json()["base32"]
+            if secret:  # 2FA on: a security email enqueued in the same transaction
+                started = time.perf_counter()
+                token = code(secret, current_step())
+                reply = await connection.request("POST", "/api/auth/otp/verify", {"token": token}, session)
+                recorder.add("otp/verify", started, reply, (200,))
+                session = reply.session or session
             started = time.perf_counter()
             reply = await connection.request("POST", "/api/auth/logout", {}, session)
             recorder.add("logout", started, reply, (200,))
@@ -544,7 +562,7 @@ class Load:
 async def serve():
     """Take bench/run.py's commands, one JSON line each on stdin, and answer with events on stdout:
 
-    {"cmd": "prep", "base": URL, "group": NAME, "kind": "2fa"|"plain"|"passkey", "count": N}
+    {"cmd": "prep", "base": URL, "group": NAME, "kind": "2fa"|"plain"|"passkey"|"many-sessions", "count": N}
         -> {"event": "prepared", ...}          accounts created through the API
     {"cmd": "run", "scenario": NAME, "base": URL, "duration": S, "concurrency": C, ...}
         -> {"event": "ready"}                  setup done (pending sessions, locks, challenges): not measured

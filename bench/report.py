@@ -214,6 +214,17 @@ def targets(report: dict) -> list[dict]:
             f"{cores} cores; measured meanwhile {real['units_per_s']:.1f} vs {baseline['units_per_s']:.1f} logins/s "
             f"({fmt(measured, 2)}×)",
         )
+    email = inprocess.get("security_email")
+    if email:
+        check(
+            "a request that enqueues a security email: ≤ 2 ms more CPU than without it",
+            f"{email['difference_us'] / 1000:.3f} ms",
+            "2 ms",
+            email["difference_us"] <= 2000 and email["tasks_enqueued"] == email["calls"] + 1,
+            f"one event recorded in a transaction: {email['with_email_us']:.0f} µs with its email, "
+            f"{email['without_us']:.0f} µs without (medians of interleaved batches, {email['calls']:,} calls each way; "
+            f"{email['tasks_enqueued']:,} tasks written, {email['backend'].rsplit('.', 1)[-1]})",
+        )
     writers, server_logs = report.get("writers"), report.get("server_logs", {})
     if writers:
         ok = writers["status_5xx"] == 0 and server_logs.get("database_is_locked", 0) == 0 and not writers["errors"]
