@@ -10,9 +10,10 @@ from django.contrib import admin
 from django.contrib.admin.forms import AdminAuthenticationForm
 from django.contrib.auth.admin import UserAdmin as BaseUserAdmin
 from django.contrib.auth.forms import AdminUserCreationForm, UserChangeForm
+from django.db import transaction
 
 from . import audit, clock, metrics, services, throttles
-from .models import Passkey, SecurityEvent, UserModel
+from .models import Passkey, SecurityEvent, Session, UserModel
 
 Kind = SecurityEvent.Kind
 
@@ -119,6 +120,27 @@ class PasskeyInline(admin.TabularInline):
         return False
 
 
+class SessionInline(admin.TabularInline):
+    """An account's sessions: seen (never their keys), and ended (ticked "Delete", then Save)."""
+
+    model = Session
+    fk_name = "user"
+    extra = 0
+    verbose_name_plural = "sessions (tick Delete and save to end one)"
+    fields = readonly_fields = ("public_id", "state", "created_at", "last_active_at", "ip", "user_agent")
+    ordering = ("-last_active_at",)
+
+    @admin.display(description="state")
+    def state(self, session):
+        return "full" if session.full else "pending"
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+
 @admin.register(UserModel)
 class UserAdmin(BaseUserAdmin):
     form = UserEditForm
@@ -147,7 +169,7 @@ class UserAdmin(BaseUserAdmin):
         "last_login",
         "created_at",
     )
-    inlines = [PasskeyInline]
+    inlines = [PasskeyInline, SessionInline]
     actions = ["reset_two_factor", "unlock"]
     fieldsets = (
         (None, {"fields": ("email", "password")}),
@@ -180,15 +202,34 @@ class UserAdmin(BaseUserAdmin):
         return self.inlines if obj is not None else []  # no passkeys on the "add user" page
 
     def save_formset(self, request, form, formset, change):
+        if formset.model is Session:
+            ended = [deleted.instance.session_key for deleted in formset.deleted_forms]
+            if ended:
+                Session.objects.filter(user=form.instance, session_key__in=ended).delete()
+            return None
         if formset.model is not Passkey:
             return super().save_formset(request, form, formset, change)
         for deleted in formset.deleted_forms:
-            user, switched_off = services.remove_passkey(user=form.instance, passkey_id=deleted.instance.pk)
-            audit.record(
-                request, Kind.PASSKEY_REMOVED, user=user, passkey=str(deleted.instance.pk), by=request.user.email
-            )
-            if switched_off:
-                audit.record(request, Kind.OTP_DISABLED, user=user, by=request.user.email)
+            with transaction.atomic():
+                user, switched_off = services.remove_passkey(user=form.instance, passkey_id=deleted.instance.pk)
+                audit.record(
+                    request, Kind.PASSKEY_REMOVED, user=user, passkey=str(deleted.instance.pk), by=request.user.email
+                )
+                if switched_off:
+                    audit.record(request, Kind.OTP_DISABLED, user=user, by=request.user.email)
+                services.end_sessions(user=user, keep=request.session.row_key)
+        return None
+
+    def user_change_password(self, request, id, form_url=""):
+        """Django's page; a password set here also ends the account's sessions (but the
+        administrator's own), in the same transaction, and is recorded."""
+        with transaction.atomic():
+            response = super().user_change_password(request, id, form_url)
+            if request.method == "POST" and response.status_code == 302:
+                user = UserModel.objects.get(pk=id)
+                audit.record(request, Kind.PASSWORD_CHANGED, user=user, by=request.user.email)
+                services.end_sessions(user=user, keep=request.session.row_key)
+        return response
 
     @admin.action(
         description="Reset two-factor authentication (secret, passkeys, recovery codes, lockout)",
@@ -196,8 +237,10 @@ class UserAdmin(BaseUserAdmin):
     )
     def reset_two_factor(self, request, queryset):
         for user in queryset:
-            services.reset_by_admin(user=user)
-            audit.record(request, SecurityEvent.Kind.OTP_RESET_BY_ADMIN, user=user, by=request.user.email)
+            with transaction.atomic():  # the reset, its event (and email), its sessions ended
+                services.reset_by_admin(user=user)
+                audit.record(request, SecurityEvent.Kind.OTP_RESET_BY_ADMIN, user=user, by=request.user.email)
+                services.end_sessions(user=user, keep=request.session.row_key)
         self.message_user(request, f"Two-factor authentication reset for {queryset.count()} account(s).")
 
     @admin.action(description="Unlock (clear wrong-code lockout)", permissions=["change"])

@@ -35,6 +35,7 @@ _DOMAIN_ERRORS = {
     passkeys.Refused: (status.HTTP_400_BAD_REQUEST, PASSKEY_NOT_ACCEPTED),
     services.PasskeyTaken: (status.HTTP_409_CONFLICT, "This passkey is already registered"),
     services.PasskeyNotFound: (status.HTTP_404_NOT_FOUND, "Passkey not found"),
+    services.SessionNotFound: (status.HTTP_404_NOT_FOUND, "Session not found"),
     services.NoPasskeys: (status.HTTP_404_NOT_FOUND, "No passkey is registered for this account"),
     services.CodeRejected: (status.HTTP_400_BAD_REQUEST, "Token is invalid or user doesn't exist"),
     services.NotEnrolled: (status.HTTP_404_NOT_FOUND, "OTP must be verified first"),
@@ -60,6 +61,11 @@ INCORRECT_CREDENTIALS = "Incorrect email or password"
 class IncorrectCredentials(exceptions.APIException):
     status_code = status.HTTP_400_BAD_REQUEST
     default_detail = INCORRECT_CREDENTIALS
+
+
+class IncorrectPassword(exceptions.APIException):
+    status_code = status.HTTP_400_BAD_REQUEST
+    default_detail = "Incorrect password"
 
 
 def fail(message: str, **extra) -> dict:

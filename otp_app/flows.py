@@ -5,15 +5,18 @@ Views parse the body and shape the answer; services.py keeps every rule without 
 re-authentication rule for changes of factors lives here, in `reauthenticate`.
 """
 
+import contextlib
+
 from django.conf import settings
 from django.contrib import auth
+from django.db import transaction
 from rest_framework import exceptions
 from webauthn.helpers import bytes_to_base64url
 
 from . import audit, backends, challenges, clock, metrics, passkeys, services, session_state, throttles
-from .exceptions import IncorrectCredentials
+from .exceptions import IncorrectCredentials, IncorrectPassword
 from .models import Passkey, SecurityEvent, UserModel
-from .permissions import origin_of
+from .permissions import enrolment_required, origin_of
 
 Kind = SecurityEvent.Kind
 REAUTHENTICATE_TO_DISABLE = "Confirm with a code: send a current token to turn two-factor authentication off"
@@ -22,6 +25,10 @@ REAUTHENTICATE_TO_REPLACE = (
 )
 REAUTHENTICATE_TO_ADD_PASSKEY = (
     "Confirm with a code: prove your second factor again (a code to otp/validate, or a passkey) to add a passkey"
+)
+REAUTHENTICATE_TO_CHANGE_PASSWORD = (
+    "Confirm with a code: send a current token or a recovery code, or prove your second factor again "
+    "with a passkey, to change the password"
 )
 REAUTHENTICATE_TO_REMOVE_PASSKEY = (
     "Confirm with a code: send a current token, or prove your second factor again with a passkey, to remove a passkey"
@@ -43,6 +50,7 @@ def login(request, *, email: str, password: str) -> UserModel:
         raise IncorrectCredentials
     attempt.forgive()
     request.session.flush()  # a new key, and nothing left over from whoever used this browser
+    session_state.begin_login(request.session, method=session_state.PASSWORD, now=clock.now())
     if user.two_factor_enabled:
         session_state.begin_pending(
             request.session, user_id=str(user.pk), password_hash=user.get_session_auth_hash(), now=clock.now()
@@ -62,7 +70,7 @@ def logout(request) -> None:
 def prove_second_factor(request, *, user: UserModel, code: str) -> services.Proof:
     """otp/validate: a TOTP or recovery code turns a pending (or full) session full, new key."""
     proof = _check_code(request, services.accept_code, user=user, code=code)
-    _second_factor_proven(request, user=user)
+    _second_factor_proven(request, user=user, method=proof.value)
     if proof is services.Proof.RECOVERY_CODE:
         user.refresh_from_db(fields=["recovery_codes_left"])
         audit.record(request, Kind.RECOVERY_CODE_USED, user=user, recovery_codes_left=user.recovery_codes_left)
@@ -82,29 +90,106 @@ def finish_enrolment(request, *, user: UserModel, code: str) -> services.Enrolme
     replacing = user.two_factor_enabled and bool(user.pending_secret)
     if replacing:
         reauthenticate(request, user=user, code=None, refusal=REAUTHENTICATE_TO_REPLACE)
-    enrolment = _check_code(request, services.verify_enrolment, user=user, code=code)
-    if not replacing:  # the first factor, just proven; or a code of the secret in force
-        session_state.mark_second_factor_proven(request.session, now=clock.now())
-    audit.record(request, Kind.OTP_ENABLED if enrolment.switched_on else Kind.SECRET_REENROLLED, user=enrolment.user)
+    with factor_change(request, user=user):
+        enrolment = _check_code(request, services.verify_enrolment, user=user, code=code)
+        if not replacing:  # the first factor, just proven; or a code of the secret in force
+            session_state.mark_second_factor_proven(request.session, now=clock.now())
+        kind = Kind.OTP_ENABLED if enrolment.switched_on else Kind.SECRET_REENROLLED
+        audit.record(request, kind, user=enrolment.user)
     return enrolment
 
 
 def disable(request, *, user: UserModel, code: str | None) -> UserModel:
     reauthenticate(request, user=user, code=code, refusal=REAUTHENTICATE_TO_DISABLE)
-    was_enabled = user.otp_enabled
-    user = services.disable(user=user)
-    if was_enabled:
+    if not user.otp_enabled:
+        return services.disable(user=user)  # nothing in force: nothing changes that others should know
+    with factor_change(request, user=user):
+        user = services.disable(user=user)
         audit.record(request, Kind.OTP_DISABLED, user=user)
     return user
 
 
 def regenerate_recovery_codes(request, *, user: UserModel, code: str) -> list[str]:
-    codes = _check_code(request, services.regenerate_recovery_codes, user=user, code=code)
-    audit.record(request, Kind.RECOVERY_CODES_REGENERATED, user=user)
+    with factor_change(request, user=user):
+        codes = _check_code(request, services.regenerate_recovery_codes, user=user, code=code)
+        audit.record(request, Kind.RECOVERY_CODES_REGENERATED, user=user)
     return codes
 
 
-def reauthenticate(request, *, user: UserModel, code: str | None, refusal: str) -> None:
+def change_password(request, *, user: UserModel, current_password: str, new_password: str, code: str | None) -> None:
+    """POST password: the current password proves the person (a wrong one counts as a failed
+    login), the new one passes the validators, and with 2FA on the re-authentication rule holds
+    (`code` may be a recovery code). This session stays, under a new key; every other ends."""
+    attempt = throttles.count_password_attempt(request, email=user.email)
+    if not user.check_password(current_password):
+        audit.record_failed_login(request, email=user.email, user=user, via="password change")
+        raise IncorrectPassword
+    attempt.forgive()
+    try:
+        services.validate_new_password(user=user, password=new_password)
+    except services.PasswordInvalid as invalid:
+        raise exceptions.ValidationError({"new_password": invalid.messages}) from None
+    reauthenticate(request, user=user, code=code, refusal=REAUTHENTICATE_TO_CHANGE_PASSWORD, recovery=True)
+    with factor_change(request, user=user):
+        services.set_password(user=user, password=new_password)
+        audit.record(request, Kind.PASSWORD_CHANGED, user=user)
+    auth.update_session_auth_hash(request, user)
+
+
+@contextlib.contextmanager
+def factor_change(request, *, user: UserModel):
+    """A change of an account's factors or password, the events that report it (and so their
+    emails), and the end of every other session of the account: one transaction. A refused code
+    changes nothing, yet its count and lock stand: they commit."""
+    refused = None
+    with transaction.atomic():
+        try:
+            yield
+        except services.CodeRejected as error:
+            refused = error
+        else:
+            services.end_sessions(user=user, keep=request.session.row_key)
+    if refused is not None:
+        raise refused
+
+
+def sessions(request, *, user: UserModel) -> list[services.SessionSummary]:
+    return services.live_sessions(user=user, current=request.session.row_key, now=clock.now())
+
+
+def end_session(request, *, user: UserModel, session_id: str) -> None:
+    """DELETE sessions/<id>: one of the account's sessions ends; this one, as a logout."""
+    current = services.end_session(user=user, session_id=session_id, current=request.session.row_key)
+    audit.record(request, Kind.SESSIONS_ENDED, user=user, ended=1, current=current)
+    if current:
+        auth.logout(request)
+
+
+def end_other_sessions(request, *, user: UserModel) -> int:
+    ended = services.end_sessions(user=user, keep=request.session.row_key)
+    audit.record(request, Kind.SESSIONS_ENDED, user=user, ended=ended, current=False)
+    return ended
+
+
+def session_info(request, *, user: UserModel) -> dict:
+    """SESSION_INFO of `me`: when and how this session authenticated, and until when it counts as
+    re-authenticated. Read from the session alone."""
+    at, methods, proven_at = session_state.login_info(request.session)
+    until = session_state.reauthenticated_until(request.session, now=clock.now())
+    return {
+        "authenticated_at": _moment(at if at is not None else request.session.started_at),
+        "second_factor_at": _moment(proven_at),
+        "methods": methods,
+        "reauthenticated_until": _moment(until),
+        "enrolment_required": enrolment_required(user),
+    }
+
+
+def _moment(at: float | None):
+    return None if at is None else clock.as_datetime(at)
+
+
+def reauthenticate(request, *, user: UserModel, code: str | None, refusal: str, recovery: bool = False) -> None:
     """The re-authentication rule, for every change of an account's factors: with 2FA on, the
     session must have proven the second factor within TWOFA_REAUTH_SECONDS, or `code` must be a
     current code of the factor in force (which then counts as that proof). Someone who finds a
@@ -113,8 +198,8 @@ def reauthenticate(request, *, user: UserModel, code: str | None, refusal: str) 
         return
     if not code or not user.otp_enabled:  # passkeys alone: a passkey is the only proof
         raise exceptions.PermissionDenied(refusal)
-    _check_code(request, services.accept_code, user=user, code=code, recovery=False)
-    session_state.mark_second_factor_proven(request.session, now=clock.now())
+    proof = _check_code(request, services.accept_code, user=user, code=code, recovery=recovery)
+    session_state.mark_second_factor_proven(request.session, now=clock.now(), method=proof.value)
 
 
 def passkey_registration_options(request, *, user: UserModel) -> dict:
@@ -137,19 +222,21 @@ def add_passkey(request, *, user: UserModel, credential: dict, name: str) -> ser
     reauthenticate(request, user=user, code=None, refusal=REAUTHENTICATE_TO_ADD_PASSKEY)
     challenge = challenges.take(request.session, purpose=challenges.REGISTRATION, user_id=str(user.pk), now=clock.now())
     new = passkeys.verify_registration(credential, challenge=challenge, origins=webauthn_origins(request))
-    added = services.add_passkey(user=user, new=new, name=name)
-    if added.switched_on:
-        session_state.mark_second_factor_proven(request.session, now=clock.now())
-    audit.record(request, Kind.PASSKEY_ADDED, user=added.user, passkey=str(added.passkey.pk))
+    with factor_change(request, user=user):
+        added = services.add_passkey(user=user, new=new, name=name)
+        if added.switched_on:
+            session_state.mark_second_factor_proven(request.session, now=clock.now())
+        audit.record(request, Kind.PASSKEY_ADDED, user=added.user, passkey=str(added.passkey.pk))
     return added
 
 
 def remove_passkey(request, *, user: UserModel, passkey_id, code: str | None) -> UserModel:
     reauthenticate(request, user=user, code=code, refusal=REAUTHENTICATE_TO_REMOVE_PASSKEY)
-    user, switched_off = services.remove_passkey(user=user, passkey_id=passkey_id)
-    audit.record(request, Kind.PASSKEY_REMOVED, user=user, passkey=str(passkey_id))
-    if switched_off:
-        audit.record(request, Kind.OTP_DISABLED, user=user)
+    with factor_change(request, user=user):
+        user, switched_off = services.remove_passkey(user=user, passkey_id=passkey_id)
+        audit.record(request, Kind.PASSKEY_REMOVED, user=user, passkey=str(passkey_id))
+        if switched_off:
+            audit.record(request, Kind.OTP_DISABLED, user=user)
     return user
 
 
@@ -208,7 +295,7 @@ def authenticate_with_passkey(request, *, credential: dict) -> UserModel:
         audit.record(request, Kind.PASSKEY_REFUSED, user=user, possibly_cloned=rejected.cloned)
         audit.record_lock(request, rejected, user=user)
         raise
-    _second_factor_proven(request, user=user)
+    _second_factor_proven(request, user=user, method=services.Proof.PASSKEY.value)
     if purpose == challenges.SIGN_IN:
         audit.record(request, Kind.LOGIN_SUCCEEDED, user=user, second_factor="passkey")
     audit.record(request, Kind.PASSKEY_USED, user=user, passkey=str(passkey.pk), purpose=purpose)
@@ -236,13 +323,13 @@ def _id_of(user: UserModel | None) -> str | None:
     return None if user is None else str(user.pk)
 
 
-def _second_factor_proven(request, *, user: UserModel) -> None:
+def _second_factor_proven(request, *, user: UserModel, method: str) -> None:
     """The session becomes full for `user`, under a new key, with the second factor proven now."""
     session_state.end_pending(request.session)
     if auth.SESSION_KEY in request.session:
         request.session.cycle_key()  # auth.login rotates the key itself only for a new login
     auth.login(request, user, backend=backends.PATH)
-    session_state.mark_second_factor_proven(request.session, now=clock.now())
+    session_state.mark_second_factor_proven(request.session, now=clock.now(), method=method)
 
 
 def _check_code(request, call, *, user: UserModel, **kwargs):

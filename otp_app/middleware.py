@@ -10,11 +10,13 @@ closed, and recovers by itself when they return.
 import re
 import time
 import uuid
+import weakref
 
 from django.conf import settings
 from django.contrib import auth
 from django.contrib.admin.sites import all_sites
 from django.contrib.auth.middleware import AuthenticationMiddleware as DjangoAuthenticationMiddleware
+from django.contrib.sessions.middleware import SessionMiddleware as DjangoSessionMiddleware
 from django.core.exceptions import MiddlewareNotUsed
 from django.db import InterfaceError, OperationalError
 from django.http import JsonResponse
@@ -199,6 +201,15 @@ def _user_of(request):
         with backends.reading(request.session):
             request._cached_user = auth.get_user(request)
     return request._cached_user
+
+
+class SessionMiddleware(DjangoSessionMiddleware):
+    """Django's, telling the session which request it serves: a new session's row records the
+    client's address and user agent (GET sessions), read only when such a row is written."""
+
+    def process_request(self, request):
+        super().process_request(request)
+        request.session.request = weakref.ref(request)
 
 
 class AdminEnrolmentMiddleware:

@@ -193,6 +193,8 @@ class SecurityEvent(models.Model):
         PASSKEY_REMOVED = "passkey_removed", "passkey removed"
         PASSKEY_USED = "passkey_used", "passkey used"
         PASSKEY_REFUSED = "passkey_refused", "passkey refused"
+        PASSWORD_CHANGED = "password_changed", "password changed"
+        SESSIONS_ENDED = "sessions_ended", "sessions ended by their owner"
 
     kind = models.CharField(max_length=40, choices=Kind.choices, db_index=True)
     user = models.ForeignKey(
@@ -224,6 +226,17 @@ class Session(AbstractBaseSession):
     user = models.ForeignKey(
         UserModel, null=True, blank=True, on_delete=models.CASCADE, related_name="+", db_constraint=False
     )
+    # What its owner sees of it (GET sessions), written with the row, never on every request. The
+    # public id names the session and opens nothing: it is neither the key nor a hash of it.
+    public_id = models.CharField(max_length=32, unique=True, null=True, blank=True, editable=False)
+    full = models.BooleanField(default=False, editable=False)  # a full session; else pending, or no account
+    created_at = models.DateTimeField(null=True, editable=False)
+    last_active_at = models.DateTimeField(null=True, editable=False)  # refreshed at most once a minute
+    ip = models.GenericIPAddressField(null=True, editable=False)
+    user_agent = models.CharField(max_length=255, blank=True, default="", editable=False)
+
+    def __str__(self):
+        return self.public_id or "session"
 
     @classmethod
     def get_session_store_class(cls):

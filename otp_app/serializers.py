@@ -252,6 +252,85 @@ class StatusUserSerializer(serializers.Serializer):
     user = UserSerializer()
 
 
+class SessionInfoSerializer(serializers.Serializer):
+    authenticated_at = serializers.DateTimeField(help_text="When this session's login began.")
+    second_factor_at = serializers.DateTimeField(
+        allow_null=True, help_text="When this session last proved a second factor; null if never."
+    )
+    methods = serializers.ListField(
+        child=serializers.CharField(),
+        help_text='How this session authenticated, in order: "password" or "passkey", then "totp", '
+        '"recovery_code" or "passkey".',
+    )
+    reauthenticated_until = serializers.DateTimeField(
+        allow_null=True,
+        help_text="Until when changes of factors need no code (otp/disable, passkeys, password); null: "
+        "they need one, when 2FA is on.",
+    )
+    enrolment_required = serializers.BooleanField(
+        help_text="TWOFA_REQUIRED is on and the account has no second factor yet: enrol one first."
+    )
+
+
+class MeResponseSerializer(serializers.Serializer):
+    status = serializers.CharField(default="success")
+    user = UserSerializer()
+    session = SessionInfoSerializer()
+
+
+class SessionSerializer(serializers.Serializer):
+    id = serializers.CharField(help_text="Names the session (DELETE sessions/<id>); opens nothing.")
+    current = serializers.BooleanField(help_text="The session of this request.")
+    state = serializers.ChoiceField(choices=["pending", "full"], help_text="pending: waiting for a second factor.")
+    created_at = serializers.DateTimeField(allow_null=True)
+    last_active_at = serializers.DateTimeField(allow_null=True, help_text="May lag by up to a minute.")
+    ip = serializers.CharField(allow_null=True, help_text="The client's address when the session began.")
+    user_agent = serializers.CharField(help_text="The client's User-Agent header, up to 255 characters.")
+
+    def to_representation(self, summary):
+        return {
+            "id": summary.id,
+            "current": summary.current,
+            "state": "full" if summary.full else "pending",
+            "created_at": _iso(summary.created_at),
+            "last_active_at": _iso(summary.last_active_at),
+            "ip": summary.ip,
+            "user_agent": summary.user_agent,
+        }
+
+
+_DATETIME = serializers.DateTimeField()
+
+
+def _iso(moment):
+    return None if moment is None else _DATETIME.to_representation(moment)
+
+
+class SessionListResponseSerializer(serializers.Serializer):
+    status = serializers.CharField(default="success")
+    sessions = SessionSerializer(many=True)
+
+
+class EndOthersResponseSerializer(serializers.Serializer):
+    status = serializers.CharField(default="success")
+    ended = serializers.IntegerField(help_text="How many other sessions ended.")
+
+
+class PasswordChangeSerializer(serializers.Serializer):
+    current_password = Text(max_length=128, trim_whitespace=False, style={"input_type": "password"})
+    new_password = Text(max_length=128, trim_whitespace=False, style={"input_type": "password"})
+    token = Text(
+        max_length=64,
+        required=False,
+        help_text="With 2FA on: a current TOTP code or a recovery code. Needed only when the second "
+        "factor was not proven in this session within the last TWOFA_REAUTH_SECONDS (15 minutes).",
+    )
+
+
+class StatusOnlySerializer(serializers.Serializer):
+    status = serializers.CharField(default="success")
+
+
 class StatusMessageSerializer(serializers.Serializer):
     status = serializers.CharField(default="success")
     message = serializers.CharField()

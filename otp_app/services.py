@@ -13,7 +13,9 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from django.conf import settings
+from django.contrib.auth import password_validation
 from django.contrib.auth.hashers import make_password
+from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import IntegrityError, transaction
 from django.db.models import F, Q
 from django.utils import timezone as django_timezone
@@ -21,7 +23,8 @@ from webauthn.helpers import bytes_to_base64url
 
 from . import crypto, passkeys, rows, totp
 from .clock import as_datetime
-from .models import Passkey, RecoveryCode, UserModel, normalise_email
+from .models import Passkey, RecoveryCode, Session, UserModel, normalise_email
+from .session_backends.db import stored_key
 
 
 class EmailTaken(Exception):
@@ -57,6 +60,10 @@ class PasskeyTaken(Exception):
 
 class PasskeyNotFound(Exception):
     """No passkey of this account has that id."""
+
+
+class SessionNotFound(Exception):
+    """No live session of this account has that id."""
 
 
 class NoPasskeys(Exception):
@@ -262,6 +269,82 @@ def reset_by_admin(*, user: UserModel) -> None:
     _clear_totp(user=user)
     Passkey.objects.filter(user=user).delete()
     _clear_second_factor(user=user)
+
+
+# --- Passwords and sessions --------------------------------------------------------------------------
+class PasswordInvalid(Exception):
+    """The new password fails the validators: `messages` says how."""
+
+    def __init__(self, messages: list[str]):
+        super().__init__(messages)
+        self.messages = messages
+
+
+def validate_new_password(*, user: UserModel, password: str) -> None:
+    try:
+        password_validation.validate_password(password, user=user)
+    except DjangoValidationError as error:
+        raise PasswordInvalid(list(error.messages)) from None
+
+
+def set_password(*, user: UserModel, password: str) -> None:
+    user.set_password(password)
+    user.save(update_fields=["password", "updated_at"])
+
+
+@dataclass(frozen=True)
+class SessionSummary:
+    """What an account's owner sees of one of its live sessions: never its key."""
+
+    id: str
+    current: bool
+    full: bool
+    created_at: datetime | None
+    last_active_at: datetime | None
+    ip: str | None
+    user_agent: str
+
+
+_SUMMARY_COLUMNS = ("public_id", "session_key", "full", "created_at", "last_active_at", "ip", "user_agent")
+
+
+def live_sessions(*, user: UserModel, current: str | None, now: float) -> list[SessionSummary]:
+    """The account's sessions that have not ended, the most recently used first."""
+    current_row = stored_key(current) if current else None
+    rows_ = (
+        Session.objects.filter(user_id=user.pk, expire_date__gt=as_datetime(now))
+        .order_by("-last_active_at")
+        .values_list(*_SUMMARY_COLUMNS)
+    )
+    return [
+        SessionSummary(
+            id=public_id,
+            current=key == current_row,
+            full=full,
+            created_at=created_at,
+            last_active_at=last_active_at,
+            ip=ip,
+            user_agent=user_agent,
+        )
+        for public_id, key, full, created_at, last_active_at, ip, user_agent in rows_
+    ]
+
+
+def end_session(*, user: UserModel, session_id: str, current: str | None) -> bool:
+    """End the account's session of that public id; whether it was `current`'s."""
+    found = Session.objects.filter(user_id=user.pk, public_id=session_id).values_list("session_key", flat=True).first()
+    if found is None:
+        raise SessionNotFound
+    Session.objects.filter(session_key=found).delete()
+    return current is not None and found == stored_key(current)
+
+
+def end_sessions(*, user: UserModel, keep: str | None = None) -> int:
+    """End every session of the account but the one of key `keep`: how many ended."""
+    sessions = Session.objects.filter(user_id=user.pk)
+    if keep is not None:
+        sessions = sessions.exclude(session_key=stored_key(keep))
+    return sessions.delete()[0]
 
 
 def passkey_user_handle(*, user: UserModel) -> str:

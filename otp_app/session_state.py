@@ -14,6 +14,9 @@ FULL = "full"
 
 PENDING_KEY = "twofa_pending"  # the pending login: its account, since when, its password hash
 PROVEN_AT_KEY = "twofa_proven_at"  # when this session last proved a second factor
+LOGIN_KEY = "twofa_login"  # when this session's login began, and the methods it proved since
+
+PASSWORD = "password"  # the methods a session proves: the password, or a factor's Proof value
 
 
 def begin_pending(session, *, user_id: str, password_hash: str, now: float) -> None:
@@ -51,8 +54,45 @@ def account_id(data: dict) -> str | None:
     return data.get(SESSION_KEY)
 
 
-def mark_second_factor_proven(session, *, now: float) -> None:
+def is_full(data: dict) -> bool:
+    """Whether a session's data is a full session's: a Django login, no login pending."""
+    return data.get(SESSION_KEY) is not None and not isinstance(data.get(PENDING_KEY), dict)
+
+
+def begin_login(session, *, method: str, now: float) -> None:
+    """A login began now, proven by `method` (the password, or a passkey that signs in)."""
+    session[LOGIN_KEY] = {"at": now, "methods": [method]}
+
+
+def mark_second_factor_proven(session, *, now: float, method: str | None = None) -> None:
+    """The second factor proven now; by `method`, which the login's methods then name (a
+    factor just enrolled proves that factor, not the person: no method)."""
     session[PROVEN_AT_KEY] = now
+    login = session.get(LOGIN_KEY)
+    if method is None:
+        return
+    if not isinstance(login, dict):  # a passkey that signs in proves both
+        begin_login(session, method=method, now=now)
+    elif method not in login["methods"]:
+        session[LOGIN_KEY] = {**login, "methods": [*login["methods"], method]}
+
+
+def login_info(session) -> tuple[float | None, list[str], float | None]:
+    """(when the login began, the methods proven since, when the second factor was last proven)."""
+    login = session.get(LOGIN_KEY)
+    proven_at = session.get(PROVEN_AT_KEY)
+    proven_at = proven_at if isinstance(proven_at, (int, float)) else None
+    if not isinstance(login, dict):
+        return None, [], proven_at
+    return login.get("at"), list(login.get("methods", [])), proven_at
+
+
+def reauthenticated_until(session, *, now: float) -> float | None:
+    """Until when this session counts as having proven its second factor recently."""
+    _at, _methods, proven_at = login_info(session)
+    if proven_at is None or not 0 <= now - proven_at <= settings.TWOFA_REAUTH_SECONDS:
+        return None
+    return proven_at + settings.TWOFA_REAUTH_SECONDS
 
 
 def second_factor_recent(session, *, now: float) -> bool:

@@ -32,6 +32,8 @@ passkey_added = Signal()
 passkey_removed = Signal()
 passkey_used = Signal()
 passkey_refused = Signal()
+password_changed = Signal()
+sessions_ended = Signal()
 
 BY_KIND = {
     Kind.REGISTERED: registered,
@@ -49,4 +51,6 @@ BY_KIND = {
     Kind.PASSKEY_REMOVED: passkey_removed,
     Kind.PASSKEY_USED: passkey_used,
     Kind.PASSKEY_REFUSED: passkey_refused,
+    Kind.PASSWORD_CHANGED: password_changed,
+    Kind.SESSIONS_ENDED: sessions_ended,
 }

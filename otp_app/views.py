@@ -33,10 +33,12 @@ from .openapi import (
 from .serializers import (
     DisableResponseSerializer,
     DisableSerializer,
+    EndOthersResponseSerializer,
     GenerateResponseSerializer,
     GenerateSerializer,
     HealthSerializer,
     LoginSerializer,
+    MeResponseSerializer,
     PasskeyAddedResponseSerializer,
     PasskeyAuthenticationSerializer,
     PasskeyListResponseSerializer,
@@ -45,9 +47,13 @@ from .serializers import (
     PasskeyRenameSerializer,
     PasskeyResponseSerializer,
     PasskeySerializer,
+    PasswordChangeSerializer,
     RecoveryCodesResponseSerializer,
     RegisterSerializer,
+    SessionListResponseSerializer,
+    SessionSerializer,
     StatusMessageSerializer,
+    StatusOnlySerializer,
     StatusUserSerializer,
     TokenSerializer,
     UserSerializer,
@@ -159,10 +165,95 @@ class MeView(FullSessionView):
     @swagger_auto_schema(
         operation_summary="The logged-in account",
         tags=["1. account"],
-        responses={200: StatusUserSerializer, 401: NO_SESSION, 403: PENDING_SESSION},
+        operation_description="`session` says when and how this session authenticated, and until "
+        "when changes of factors need no code (`reauthenticated_until`).",
+        responses={200: MeResponseSerializer, 401: NO_SESSION, 403: PENDING_SESSION},
     )
     def get(self, request):
-        return Response({"status": "success", "user": self.user_data(request.user)})
+        user = request.user
+        return Response(
+            {"status": "success", "user": self.user_data(user), "session": flows.session_info(request, user=user)}
+        )
+
+
+class SessionListView(FullSessionView):
+    @swagger_auto_schema(
+        operation_summary="The account's live sessions",
+        operation_description="Each browser or client logged in to this account (pending ones "
+        "too), the most recently used first. `id` names a session for DELETE sessions/<id>; it is "
+        "not its key and opens nothing.",
+        tags=["1. account"],
+        responses={200: SessionListResponseSerializer, 401: NO_SESSION, 403: PENDING_SESSION},
+    )
+    def get(self, request):
+        sessions = flows.sessions(request, user=request.user)
+        return Response({"status": "success", "sessions": [SESSION.to_representation(s) for s in sessions]})
+
+
+SESSION = SessionSerializer()
+
+
+class SessionDetailView(FullSessionView):
+    @swagger_auto_schema(
+        operation_summary="End a session",
+        operation_description="The session ends at once, on every instance: its next request is "
+        "answered like one without a session (401). Ending this request's own session logs out.",
+        tags=["1. account"],
+        request_body=no_body,
+        responses={
+            200: StatusOnlySerializer,
+            401: NO_SESSION,
+            403: PENDING_SESSION,
+            404: fail("Session not found"),
+        },
+    )
+    def delete(self, request, session_id):
+        flows.end_session(request, user=request.user, session_id=session_id)
+        return Response({"status": "success"})
+
+
+class EndOtherSessionsView(FullSessionView):
+    @swagger_auto_schema(
+        operation_summary="End every other session",
+        operation_description="Every session of this account but this one ends at once.",
+        tags=["1. account"],
+        request_body=no_body,
+        responses={200: EndOthersResponseSerializer, 401: NO_SESSION, 403: PENDING_SESSION},
+    )
+    def post(self, request):
+        return Response({"status": "success", "ended": flows.end_other_sessions(request, user=request.user)})
+
+
+class PasswordView(FullSessionView):
+    serializer_class = PasswordChangeSerializer
+
+    @swagger_auto_schema(
+        operation_summary="Change the password",
+        operation_description="`current_password` proves it is you: a wrong one is `Incorrect "
+        "password` and counts as a failed login. `new_password` must pass the password rules. With "
+        "2FA on, unless this session proved the second factor within the last 15 minutes, send a "
+        "current TOTP code or a recovery code in `token`. Every other session of the account ends; "
+        "this one stays, under a new key.",
+        tags=["1. account"],
+        request_body=PasswordChangeSerializer,
+        responses={
+            200: StatusMessageSerializer,
+            400: fail("Incorrect password, new_password refused by the password rules, or a wrong code"),
+            401: NO_SESSION,
+            403: fail("Pending session, foreign Origin, or a code is needed"),
+            429: fail("Too many failed login attempts, or too many wrong codes"),
+        },
+    )
+    def post(self, request):
+        data = self.validated(request)
+        flows.change_password(
+            request,
+            user=request.user,
+            current_password=data["current_password"],
+            new_password=data["new_password"],
+            code=data.get("token"),
+        )
+        return Response({"status": "success", "message": "Password changed"})
 
 
 class GenerateOtpView(FullSessionView):

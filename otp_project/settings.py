@@ -54,7 +54,7 @@ MIDDLEWARE = [
     "otp_app.middleware.ServiceUnavailableMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
-    "django.contrib.sessions.middleware.SessionMiddleware",
+    "otp_app.middleware.SessionMiddleware",  # Django's, and the session's row names its client
     "corsheaders.middleware.CorsMiddleware",
     "django.middleware.common.CommonMiddleware",
     # Before the first middleware that reads a body (CSRF), after CORS so a front end can read the 415.

@@ -35,6 +35,9 @@ PASSKEY_REGISTRATION_OPTIONS = "/api/auth/passkeys/registration/options"
 PASSKEY_REGISTRATION = "/api/auth/passkeys/registration"
 PASSKEY_AUTHENTICATION_OPTIONS = "/api/auth/passkeys/authentication/options"
 PASSKEY_AUTHENTICATION = "/api/auth/passkeys/authentication"
+SESSIONS = "/api/auth/sessions"
+END_OTHER_SESSIONS = "/api/auth/sessions/end-others"
+PASSWORD_PATH = "/api/auth/password"
 
 # --- Its answers -------------------------------------------------------------------------------------
 

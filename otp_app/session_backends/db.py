@@ -10,13 +10,16 @@
 - A key is 160 random bits from one read of the system's generator, in base32's lower case.
 - A session ends SESSION_COOKIE_AGE (12 h) after its login, or SESSION_IDLE_SECONDS after its
   last use, on the app's clock; a used session's row is refreshed at most once a minute.
+- A row also says what its owner sees of it (GET sessions): a public id, whether it is full,
+  when it began and was last used, and the client's address and user agent (middleware's
+  SessionMiddleware names the request), all written with the row's own writes.
 - Synchronous only: the async methods are refused, never half done (the service runs on WSGI).
 """
 
 import base64
 import hashlib
 import secrets
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.contrib.sessions.backends import db
@@ -24,11 +27,13 @@ from django.contrib.sessions.backends.base import CreateError, UpdateError
 from django.db import DatabaseError, IntegrityError, router, transaction
 
 from .. import clock, rows, session_state
+from ..client_address import client_address
 from ..models import Session
 
 _KEY_DRAWS = 5  # a key collides with one in use practically never; anything else is an error
 _STARTED_KEY = "_session_started"  # when the session's login began, on the app's clock
-_REFRESH_SECONDS = 60  # how far an idle deadline may lag behind the session's last use
+_REFRESH_SECONDS = 60  # how far an idle deadline, or last_active_at, may lag behind the last use
+_USER_AGENT_LENGTH = 255
 
 
 def new_key() -> str:
@@ -48,6 +53,19 @@ class SessionStore(db.SessionStore):
     _unsaved_key = False
     _read_expiry = None  # the expiry of the row as read
     _moved_from = None  # the key whose row save() moves to the new key (cycle_key)
+    _read_last_active = None  # last_active_at of the row as read
+    request = None  # a weak reference to the request this store serves (SessionMiddleware)
+
+    @property
+    def row_key(self) -> str | None:
+        """The key whose row holds this session now: the one cycle_key replaced, until the
+        response moves the row to the new key."""
+        return self._moved_from or self.session_key
+
+    @property
+    def started_at(self) -> float:
+        """When this session's login began, on the app's clock."""
+        return self._get_session().get(_STARTED_KEY, clock.now())
 
     @classmethod
     def get_model_class(cls):
@@ -65,16 +83,19 @@ class SessionStore(db.SessionStore):
         if session is None:
             self._session_key = None
             return None
-        self._read_expiry = session.expire_date
+        self._read_expiry, self._read_last_active = session.expire_date, session.last_active_at
         return session
 
     def load(self):
         data = super().load()
         if data and self._read_expiry is not None:
             # Used now: push the idle deadline on, once it lags by more than a minute.
+            now = clock.as_datetime(clock.now())
             self.modified = (
                 self.modified
                 or (self.get_expiry_date(data=data) - self._read_expiry).total_seconds() > _REFRESH_SECONDS
+                or self._read_last_active is None
+                or now - self._read_last_active > timedelta(seconds=_REFRESH_SECONDS)
             )
         return data
 
@@ -108,7 +129,18 @@ class SessionStore(db.SessionStore):
         session = super().create_model_instance(data)
         session.session_key = stored_key(session.session_key)
         session.user_id = session_state.account_id(data)
+        session.full = session_state.is_full(data)
+        session.last_active_at = clock.as_datetime(clock.now())
         return session
+
+    def _describe_new(self, session) -> None:
+        """The columns a new row gets once: its public id, its start, and its client."""
+        session.public_id = secrets.token_urlsafe(16)
+        session.created_at = session.last_active_at
+        request = self.request() if self.request is not None else None
+        if request is not None:
+            session.ip = client_address(request)
+            session.user_agent = request.headers.get("User-Agent", "")[:_USER_AGENT_LENGTH]
 
     def _get_new_session_key(self):
         while True:
@@ -139,11 +171,16 @@ class SessionStore(db.SessionStore):
             return self._move()
         must_create = must_create or self._unsaved_key
         session = self.create_model_instance(self._get_session(no_load=must_create))
+        if must_create:
+            self._describe_new(session)
         using = router.db_for_write(self.model, instance=session)
         for _ in range(_KEY_DRAWS):
             try:
                 with transaction.atomic(using=using):
-                    session.save(force_insert=must_create, force_update=not must_create, using=using)
+                    if must_create:
+                        session.save(force_insert=True, using=using)
+                    else:
+                        session.save(force_update=True, using=using, update_fields=_REFRESHED)
             except IntegrityError as error:
                 if not self._unsaved_key:
                     raise CreateError from error
@@ -161,7 +198,8 @@ class SessionStore(db.SessionStore):
         data: one UPDATE. No row to move means the session was ended while its request ran: it
         is not written again (Django's answer: SessionInterrupted)."""
         session = self.create_model_instance(self._get_session())
-        changes = {"session_data": session.session_data, "expire_date": session.expire_date, "user": session.user_id}
+        changes = {name: getattr(session, name) for name in _REFRESHED}
+        changes["user"] = changes.pop("user_id")
         for _ in range(_KEY_DRAWS):
             try:
                 moved = rows.update(
@@ -179,6 +217,10 @@ class SessionStore(db.SessionStore):
             self._unsaved_key = False
             return
         raise CreateError
+
+
+# What a save of an existing row writes: the rest was written once, with the row.
+_REFRESHED = ("session_data", "expire_date", "user_id", "full", "last_active_at")
 
 
 def _refused(name: str):

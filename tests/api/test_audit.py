@@ -18,9 +18,11 @@ from otp_app.models import SecurityEvent, UserModel
 from tests.helpers import (
     ADMIN_USERS,
     DISABLE,
+    END_OTHER_SESSIONS,
     GENERATE,
     PASSKEYS,
     PASSWORD,
+    PASSWORD_PATH,
     RECOVERY_CODES,
     REGISTER,
     VALIDATE,
@@ -186,6 +188,24 @@ def passkey_used(clock):
     return "ann@example.com"
 
 
+def password_changed(clock):
+    make_user()
+    client = browser()
+    assert login(client, "ann@example.com").status_code == 200
+    body = {"current_password": PASSWORD, "new_password": "a new horse battery staple"}
+    assert client.post(PASSWORD_PATH, body, format="json").status_code == 200
+    return "ann@example.com"
+
+
+def sessions_ended(clock):
+    make_user()
+    client, other = browser(), browser()
+    assert login(client, "ann@example.com").status_code == 200
+    assert login(other, "ann@example.com").status_code == 200
+    assert client.post(END_OTHER_SESSIONS, {}, format="json").json()["ended"] == 1
+    return "ann@example.com"
+
+
 def passkey_refused(clock):
     _, authenticator, _ = ann_with_passkey()
     client = browser()
@@ -210,13 +230,15 @@ SCENARIOS = {
     Kind.PASSKEY_REMOVED: (passkey_removed, signals.passkey_removed),
     Kind.PASSKEY_USED: (passkey_used, signals.passkey_used),
     Kind.PASSKEY_REFUSED: (passkey_refused, signals.passkey_refused),
+    Kind.PASSWORD_CHANGED: (password_changed, signals.password_changed),
+    Kind.SESSIONS_ENDED: (sessions_ended, signals.sessions_ended),
 }
 KINDS = pytest.mark.parametrize("kind", list(SCENARIOS), ids=[kind.value for kind in SCENARIOS])
 
 
 def test_every_kind_of_event_has_a_scenario_here():
     assert set(SCENARIOS) == set(Kind)
-    assert len(Kind) == 15
+    assert len(Kind) == 17
 
 
 def wall_clock() -> datetime:
@@ -379,6 +401,7 @@ def test_each_event_writes_one_log_line_on_the_security_logger(db, clock, caplog
 
 REGISTERED_PASSWORD = "Zebra-Quartz-Lantern-42!"
 WRONG_PASSWORD = "Xylophone-Mistake-Password-7"
+NEW_PASSWORD = "Harbour-Violet-Compass-19?"
 
 
 def halves_of(code: str) -> set[str]:
@@ -396,10 +419,11 @@ def test_no_event_and_no_log_line_holds_a_secret_a_recovery_code_or_a_password(
     monkeypatch.setattr(connections[DEFAULT_DB_ALIAS], "force_debug_cursor", True)
     email = "life@example.com"
     secrets_seen, codes_seen = [], []
+    passwords = [REGISTERED_PASSWORD]
 
     def sign_in():
         client = browser()
-        assert login(client, email, REGISTERED_PASSWORD).status_code == 200
+        assert login(client, email, passwords[-1]).status_code == 200
         return client
 
     # register, a wrong password, log in, switch 2FA on
@@ -431,6 +455,12 @@ def test_no_event_and_no_log_line_holds_a_secret_a_recovery_code_or_a_password(
     secrets_seen.append(totp_login.post(GENERATE, {}, format="json").json()["base32"])
     clock.tick(3600)
     assert totp_login.post(DISABLE, {"token": code_for(secrets_seen[1], clock)}, format="json").status_code == 200
+    # another browser's session ended from this one, then a new password
+    sign_in()
+    assert totp_login.post(END_OTHER_SESSIONS, {}, format="json").json()["ended"] == 1
+    body = {"current_password": passwords[-1], "new_password": NEW_PASSWORD}
+    assert totp_login.post(PASSWORD_PATH, body, format="json").status_code == 200
+    passwords.append(NEW_PASSWORD)
     # on again, then locked out by wrong codes of both kinds
     client = sign_in()
     secret, enabled = enrol(client, clock)
@@ -462,7 +492,7 @@ def test_no_event_and_no_log_line_holds_a_secret_a_recovery_code_or_a_password(
 
     kinds = set(SecurityEvent.objects.values_list("kind", flat=True))
     assert kinds == set(Kind)  # the flow went through every kind of event
-    needles = {REGISTERED_PASSWORD, WRONG_PASSWORD, PASSWORD}
+    needles = {REGISTERED_PASSWORD, WRONG_PASSWORD, PASSWORD, NEW_PASSWORD}
     for secret in secrets_seen:
         needles |= {secret, secret.lower()}
     for code in codes_seen:

@@ -18,6 +18,10 @@ SCHEMA_PATHS = {
     "/api/auth/login": "post",
     "/api/auth/logout": "post",
     "/api/auth/me": "get",
+    "/api/auth/sessions": "get",
+    "/api/auth/sessions/end-others": "post",
+    "/api/auth/sessions/{session_id}": "delete",
+    "/api/auth/password": "post",
     "/api/auth/otp/generate": "post",
     "/api/auth/otp/verify": "post",
     "/api/auth/otp/validate": "post",
@@ -45,6 +49,7 @@ REQUEST_FIELDS = {
     "/api/auth/otp/recovery-codes": ({"user_id", "token"}, {"token"}),
     "/api/auth/passkeys/registration": ({"credential", "name"}, {"credential"}),
     "/api/auth/passkeys/authentication": ({"credential"}, {"credential"}),
+    "/api/auth/password": ({"current_password", "new_password", "token"}, {"current_password", "new_password"}),
 }
 
 # Every status each endpoint can answer; 403 on a POST is at least the refusal of a foreign
@@ -54,6 +59,10 @@ RESPONSES = {
     "/api/auth/login": {200, 400, 403, 429},
     "/api/auth/logout": {200, 403},
     "/api/auth/me": {200, 401, 403},
+    "/api/auth/sessions": {200, 401, 403},
+    "/api/auth/sessions/end-others": {200, 401, 403},
+    "/api/auth/sessions/{session_id}": {200, 401, 403, 404},
+    "/api/auth/password": {200, 400, 401, 403, 429},
     "/api/auth/otp/generate": {200, 400, 401, 403, 429},
     "/api/auth/otp/verify": {200, 400, 401, 403, 429},
     "/api/auth/otp/validate": {200, 400, 401, 403, 404, 429},
@@ -72,7 +81,7 @@ SUCCESS_FIELDS = {
     # path -> (status, fields of the success body)
     "/api/auth/register": ("201", {"status", "message"}),
     "/api/auth/login": ("200", {"status", "user"}),
-    "/api/auth/me": ("200", {"status", "user"}),
+    "/api/auth/me": ("200", {"status", "user", "session"}),
     "/api/auth/otp/generate": ("200", {"base32", "otpauth_url", "qr_code"}),
     "/api/auth/otp/verify": ("200", {"otp_verified", "user", "recovery_codes"}),
     "/api/auth/otp/validate": ("200", {"otp_valid"}),

@@ -23,6 +23,13 @@ def test_me_returns_status_and_exactly_the_user(logged_in_client, user):
             "passkeys": 0,
             "two_factor_enabled": False,
         },
+        "session": {
+            "authenticated_at": response.json()["session"]["authenticated_at"],
+            "second_factor_at": None,
+            "methods": ["password"],
+            "reauthenticated_until": None,
+            "enrolment_required": False,
+        },
     }
 
 

@@ -56,7 +56,7 @@ SUBJECTS = {
     Kind.LOCKED_OUT: "Your account is locked for a while after wrong codes",
     Kind.CODES_LOCKED: "The codes of your authenticator app are locked",
     Kind.OTP_RESET_BY_ADMIN: "Two-factor authentication of your account was reset",
-    "password_changed": "The password of your account was changed",  # mailed once it is recorded
+    Kind.PASSWORD_CHANGED: "The password of your account was changed",
 }
 READY, RUNNING, FAILED, SUCCESSFUL = "READY", "RUNNING", "FAILED", "SUCCESSFUL"
 
@@ -137,6 +137,7 @@ def test_every_kind_mailed_has_its_template_and_the_events_not_mailed_are_the_ro
         Kind.LOGIN_FAILED,
         Kind.PASSKEY_USED,
         Kind.PASSKEY_REFUSED,
+        Kind.SESSIONS_ENDED,
     }
 
 
