@@ -204,6 +204,13 @@ def main() -> dict:
     measure("floor: one password hash", client(), "GET", "/bench/hash", expect=200)
     measure("floor: one password hash", client(), "GET", "/bench/hash", expect=200)  # the first made the hash
 
+    # Erin, logged in 20 times: the list of her sessions.
+    erin, erin_email = logged_in("Erin")
+    for _ in range(19):
+        erin = client()
+        post(erin, "login", {"email": erin_email, "password": PASSWORD})
+    measure("GET sessions (20 live sessions)", erin, "GET", api + "sessions", expect=200)
+
     # Passkeys: Dave's first second factor is a passkey; then one request of scenario (7) (from a
     # pending session) and one of (8) (from no session), each after its options.
     dave, dave_email = logged_in("Dave")

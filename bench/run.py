@@ -197,6 +197,8 @@ class Bench:
             self.load.prep(servers["P"].base, "pool-pbkdf2", "2fa", args.pool_pbkdf2, register_base=servers["M"].base),
             # One account per connection: each connection signs with its own passkey, in order.
             self.load.prep(servers["M"].base, "passkey", "passkey", args.concurrency),
+            # One account per connection, each with 20 live sessions (scenario 9).
+            self.load.prep(servers["M"].base, "many-sessions", "many-sessions", args.concurrency),
         ]
         self.report["preparation"] = {
             "seconds": round(time.perf_counter() - started, 1),

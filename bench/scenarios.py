@@ -74,6 +74,13 @@ SCENARIOS = [
     ),
     ("register", "(5) register", "M", {"scenario": "register"}, "register"),
     ("login", "(6) login alone (no 2FA: full session)", "M", {"scenario": "login", "group": "plain"}, "login"),
+    (
+        "sessions",
+        "(9) GET sessions, 20 live sessions",
+        "M",
+        {"scenario": "get", "path": "/api/auth/sessions", "group": "many-sessions", "with_session": True},
+        "GET",
+    ),
     # A fixed number of requests per run ("count", set by bench/run.py), each prepared unmeasured.
     (
         "passkey-2fa",
@@ -114,6 +121,7 @@ SQL_OF = {
     "login": ["login (no 2FA: full session)"],
     "passkey-2fa": ["passkeys/authentication (pending session: second factor)"],
     "passkey-signin": ["passkeys/authentication (no session: sign-in)"],
+    "sessions": ["GET sessions (20 live sessions)"],
 }
 
 
@@ -143,6 +151,8 @@ ROUND_ORDER = [
     "passkey-2fa",
     "row",
     "passkey-signin",
+    "row",
+    "sessions",
     "row",
     # Each pair runs back to back, in the opposite order every other round (round_order).
     "guess@text",

@@ -1,5 +1,5 @@
-"""The rows the hot path reads (a session with its account, an account by email at login) and
-writes (a wrong code's count, last_login, a security event), each with one plain SQL statement.
+"""The rows the hot path reads (a session with its account, an account by email at login, an
+account's sessions) and writes (a wrong code's count, last_login, a security event), each with one plain SQL statement.
 
 Django compiles each queryset to SQL anew, which costs several times what these indexed lookups
 take the database; the statements here are built once per model, conditions and database, and
@@ -124,6 +124,50 @@ def _first(model, conditions, *, joined):
         read = values[part.pk_position] is not None  # a LEFT JOIN that found no row gives NULLs
         found.append(part.model.from_db(alias, part.attnames, values) if read else None)
     return found[0], (found[1] if joined is not None else None)
+
+
+@functools.lru_cache(maxsize=64)
+def _values(model, connection, names: tuple[str, ...], conditions: tuple[tuple[str, str], ...], order_by: str):
+    quote = connection.ops.quote_name
+    fields = [model._meta.get_field(name) for name in names]
+    columns = [field.get_col("t0") for field in fields]
+    converters = [
+        (position, column, functions)
+        for position, column in enumerate(columns)
+        if (functions := tuple(connection.ops.get_db_converters(column) + column.get_db_converters(connection)))
+    ]
+    where, compared = _where(model, connection, conditions, prefix="t0.")
+    descending = order_by.startswith("-")
+    order = f"t0.{quote(model._meta.get_field(order_by.lstrip('-')).column)}{' DESC' if descending else ''}"
+    selected = ", ".join(f"t0.{quote(field.column)}" for field in fields)
+    sql = f"SELECT {selected} FROM {quote(model._meta.db_table)} t0 WHERE {where} ORDER BY {order}"
+    return sql, compared, converters
+
+
+def values(model: type[models.Model], names: tuple[str, ...], *conditions: tuple[str, str, object], order_by: str):
+    """`model.objects.filter(...).order_by(order_by).values_list(*names)` as a list of tuples,
+    for the few columns a listing shows, without compiling a queryset."""
+    alias = router.db_for_read(model)
+    connection = connections[alias]
+    sql, compared, converters = _values(
+        model, connection, names, tuple((name, operator) for name, operator, _ in conditions), order_by
+    )
+    params = _prepared(compared, [value for _, _, value in conditions], connection)
+    if params is None:
+        return []
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        found = cursor.fetchall()
+    if not converters:
+        return [tuple(row) for row in found]
+    converted = []
+    for row in found:
+        row = list(row)
+        for position, column, functions in converters:
+            for function in functions:
+                row[position] = function(row[position], column, connection)
+        converted.append(tuple(row))
+    return converted
 
 
 @functools.lru_cache(maxsize=64)

@@ -311,10 +311,12 @@ _SUMMARY_COLUMNS = ("public_id", "session_key", "full", "created_at", "last_acti
 def live_sessions(*, user: UserModel, current: str | None, now: float) -> list[SessionSummary]:
     """The account's sessions that have not ended, the most recently used first."""
     current_row = stored_key(current) if current else None
-    rows_ = (
-        Session.objects.filter(user_id=user.pk, expire_date__gt=as_datetime(now))
-        .order_by("-last_active_at")
-        .values_list(*_SUMMARY_COLUMNS)
+    live = rows.values(
+        Session,
+        _SUMMARY_COLUMNS,
+        ("user", "=", user.pk),
+        ("expire_date", ">", as_datetime(now)),
+        order_by="-last_active_at",
     )
     return [
         SessionSummary(
@@ -326,7 +328,7 @@ def live_sessions(*, user: UserModel, current: str | None, now: float) -> list[S
             ip=ip,
             user_agent=user_agent,
         )
-        for public_id, key, full, created_at, last_active_at, ip, user_agent in rows_
+        for public_id, key, full, created_at, last_active_at, ip, user_agent in live
     ]
 
 
