@@ -11,6 +11,7 @@ from django.contrib.admin.forms import AdminAuthenticationForm
 from django.contrib.auth.admin import UserAdmin as BaseUserAdmin
 from django.contrib.auth.forms import AdminUserCreationForm, UserChangeForm
 from django.db import transaction
+from django.forms.models import BaseInlineFormSet
 
 from . import audit, clock, metrics, services, throttles
 from .models import Passkey, SecurityEvent, Session, UserModel
@@ -120,11 +121,37 @@ class PasskeyInline(admin.TabularInline):
         return False
 
 
+class SessionFormSet(BaseInlineFormSet):
+    """The sessions of the inline, each named on the page by its public id. Their primary key is
+    the hash of their key, which the page must never hold: the form's hidden primary-key field
+    carries the public id instead, and a posted form finds its session by it."""
+
+    @classmethod
+    def get_default_prefix(cls):
+        return "sessions"  # the foreign key has no reverse accessor to name the formset after
+
+    def add_fields(self, form, index):
+        super().add_fields(form, index)
+        form.fields[self.model._meta.pk.name] = forms.CharField(
+            widget=forms.HiddenInput, required=False, initial=form.instance.public_id
+        )
+
+    def _existing_object(self, pk):
+        # Django's formsets look up a posted form's object by its primary key; this one's is
+        # the public id.
+        if not hasattr(self, "_object_dict"):
+            self._object_dict = {session.public_id: session for session in self.get_queryset()}
+        return self._object_dict.get(pk)
+
+
 class SessionInline(admin.TabularInline):
-    """An account's sessions: seen (never their keys), and ended (ticked "Delete", then Save)."""
+    """An account's sessions: seen (never their keys nor their hashes), and ended (ticked
+    "Delete", then Save)."""
 
     model = Session
+    formset = SessionFormSet
     fk_name = "user"
+    exclude = ("session_key",)  # so the formset's hidden field, the public id, is on the page
     extra = 0
     verbose_name_plural = "sessions (tick Delete and save to end one)"
     fields = readonly_fields = ("public_id", "state", "created_at", "last_active_at", "ip", "user_agent")
@@ -202,14 +229,20 @@ class UserAdmin(BaseUserAdmin):
         return self.inlines if obj is not None else []  # no passkeys on the "add user" page
 
     def save_formset(self, request, form, formset, change):
+        if formset.model not in (Session, Passkey):
+            return super().save_formset(request, form, formset, change)
+        # Nothing is added or changed in these inlines; what is deleted goes through the rules
+        # below, and the change message (Django's history) names it. A form that names no object
+        # of this account (tampered with) holds a new, unsaved one: it deletes nothing.
+        deleted_forms = [deleted for deleted in formset.deleted_forms if not deleted.instance._state.adding]
+        formset.new_objects, formset.changed_objects = [], []
+        formset.deleted_objects = [deleted.instance for deleted in deleted_forms]
         if formset.model is Session:
-            ended = [deleted.instance.session_key for deleted in formset.deleted_forms]
+            ended = [deleted.instance.session_key for deleted in deleted_forms]
             if ended:
                 Session.objects.filter(user=form.instance, session_key__in=ended).delete()
             return None
-        if formset.model is not Passkey:
-            return super().save_formset(request, form, formset, change)
-        for deleted in formset.deleted_forms:
+        for deleted in deleted_forms:
             with transaction.atomic():
                 user, switched_off = services.remove_passkey(user=form.instance, passkey_id=deleted.instance.pk)
                 audit.record(

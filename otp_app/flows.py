@@ -159,7 +159,7 @@ def sessions(request, *, user: UserModel) -> list[services.SessionSummary]:
 
 def end_session(request, *, user: UserModel, session_id: str) -> None:
     """DELETE sessions/<id>: one of the account's sessions ends; this one, as a logout."""
-    current = services.end_session(user=user, session_id=session_id, current=request.session.row_key)
+    current = services.end_session(user=user, session_id=session_id, current=request.session.row_key, now=clock.now())
     audit.record(request, Kind.SESSIONS_ENDED, user=user, ended=1, current=current)
     if current:
         auth.logout(request)
@@ -295,6 +295,10 @@ def authenticate_with_passkey(request, *, credential: dict) -> UserModel:
         audit.record(request, Kind.PASSKEY_REFUSED, user=user, possibly_cloned=rejected.cloned)
         audit.record_lock(request, rejected, user=user)
         raise
+    if purpose == challenges.SIGN_IN:
+        # A new login: what this browser proved before it (a pending login that timed out, of this
+        # account or another) is no part of it.
+        session_state.begin_login(request.session, method=services.Proof.PASSKEY.value, now=now)
     _second_factor_proven(request, user=user, method=services.Proof.PASSKEY.value)
     if purpose == challenges.SIGN_IN:
         audit.record(request, Kind.LOGIN_SUCCEEDED, user=user, second_factor="passkey")

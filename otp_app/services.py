@@ -8,6 +8,7 @@ No HTTP here: views call these functions and `exceptions.py` turns their errors 
 import enum
 import hashlib
 import math
+import re
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -332,9 +333,20 @@ def live_sessions(*, user: UserModel, current: str | None, now: float) -> list[S
     ]
 
 
-def end_session(*, user: UserModel, session_id: str, current: str | None) -> bool:
-    """End the account's session of that public id; whether it was `current`'s."""
-    found = Session.objects.filter(user_id=user.pk, public_id=session_id).values_list("session_key", flat=True).first()
+# What a public id can be (secrets.token_urlsafe): anything else names no session, and is never
+# sent to the database (PostgreSQL refuses a NUL byte with an error, not an empty result).
+_PUBLIC_ID = re.compile(r"[A-Za-z0-9_-]{1,32}")
+
+
+def end_session(*, user: UserModel, session_id: str, current: str | None, now: float) -> bool:
+    """End the account's live session of that public id; whether it was `current`'s."""
+    if not _PUBLIC_ID.fullmatch(session_id):
+        raise SessionNotFound
+    found = (
+        Session.objects.filter(user_id=user.pk, public_id=session_id, expire_date__gt=as_datetime(now))
+        .values_list("session_key", flat=True)
+        .first()
+    )
     if found is None:
         raise SessionNotFound
     Session.objects.filter(session_key=found).delete()

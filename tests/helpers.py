@@ -10,13 +10,16 @@ import secrets
 import subprocess
 import sys
 import time
+from datetime import UTC, datetime
+from html.parser import HTMLParser
 
 import pyotp
 from django.conf import settings
 from rest_framework.test import APIClient
 
 from otp_app import crypto, totp
-from otp_app.models import UserModel
+from otp_app.models import Session, UserModel
+from otp_app.session_backends.db import stored_key
 from tests.support.server import ROOT
 
 # --- The API's paths, as clients call them (no trailing slash) -------------------------------------
@@ -93,6 +96,39 @@ def pending_login(email: str) -> APIClient:
     assert response.status_code == 200, response.content
     assert response.json()["user"]["otp_enabled"] is True
     return client
+
+
+def full_login(email: str, secret: str, clock: "Clock") -> APIClient:
+    """A new browser with a full session of an account with TOTP on: the password, then a code
+    of the next time step (the clock moves on 30 s first, so no two calls share a code)."""
+    clock.tick(30)
+    client = APIClient()
+    assert login(client, email).status_code == 200
+    response = validate(client, code_for(secret, clock))
+    assert response.status_code == 200, response.content
+    return client
+
+
+# --- Sessions, as their rows and GET sessions name them ---------------------------------------------
+
+
+def session_key(client) -> str:
+    return client.cookies[settings.SESSION_COOKIE_NAME].value
+
+
+def session_row(client) -> Session:
+    """The row of the client's session (the table holds the hash of its key)."""
+    return Session.objects.get(session_key=stored_key(session_key(client)))
+
+
+def public_id(client) -> str:
+    """The id GET sessions gives the client's session."""
+    return session_row(client).public_id
+
+
+def iso(moment: float) -> str:
+    """A time of the app's clock as the API writes it."""
+    return datetime.fromtimestamp(moment, tz=UTC).isoformat().replace("+00:00", "Z")
 
 
 # --- An authenticator on the test's clock --------------------------------------------------------------
@@ -241,6 +277,35 @@ def admin_login(client, email: str, password: str = PASSWORD, otp_token: str | N
     if otp_token is not None:
         data["otp_token"] = otp_token
     return client.post(ADMIN_LOGIN, data)
+
+
+class _FormFields(HTMLParser):
+    def __init__(self):
+        super().__init__()
+        self.fields, self._select = {}, None
+
+    def handle_starttag(self, tag, attrs):
+        attrs = dict(attrs)
+        kind, name = attrs.get("type", "text"), attrs.get("name")
+        if tag == "input" and name and kind not in ("submit", "button", "image", "file"):
+            if kind not in ("checkbox", "radio") or "checked" in attrs:
+                self.fields.setdefault(name, []).append(attrs.get("value") or ("on" if kind == "checkbox" else ""))
+        elif tag == "select":
+            self._select = name
+        elif tag == "option" and self._select and "selected" in attrs:
+            self.fields.setdefault(self._select, []).append(attrs.get("value", ""))
+
+    def handle_endtag(self, tag):
+        if tag == "select":
+            self._select = None
+
+
+def admin_form(page: str) -> dict:
+    """What a browser would post back from an admin page's form as it stands: its inputs, ticked
+    boxes and selected options (a field given twice, a list)."""
+    parser = _FormFields()
+    parser.feed(page)
+    return {name: values if len(values) > 1 else values[0] for name, values in parser.fields.items()}
 
 
 def is_logged_in(client) -> bool:
