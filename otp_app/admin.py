@@ -161,6 +161,9 @@ class SessionInline(admin.TabularInline):
     def state(self, session):
         return "full" if session.full else "pending"
 
+    def get_queryset(self, request):
+        return super().get_queryset(request).filter(expire_date__gt=clock.as_datetime(clock.now()))  # live ones
+
     def has_add_permission(self, request, obj=None):
         return False
 
@@ -240,7 +243,8 @@ class UserAdmin(BaseUserAdmin):
         if formset.model is Session:
             ended = [deleted.instance.session_key for deleted in deleted_forms]
             if ended:
-                Session.objects.filter(user=form.instance, session_key__in=ended).delete()
+                count, _ = Session.objects.filter(user=form.instance, session_key__in=ended).delete()
+                audit.record(request, Kind.SESSIONS_ENDED, user=form.instance, ended=count, by=request.user.email)
             return None
         for deleted in deleted_forms:
             with transaction.atomic():

@@ -9,7 +9,7 @@ from django.contrib.admin.models import LogEntry
 from django.test import Client
 from rest_framework.test import APIClient
 
-from otp_app.models import Passkey
+from otp_app.models import Passkey, SecurityEvent
 from otp_app.session_backends.db import stored_key
 from tests.helpers import (
     ADMIN_USERS,
@@ -172,3 +172,26 @@ def test_the_admins_history_names_the_ended_session_by_its_public_id(admin, logg
     (entry,) = LogEntry.objects.filter(object_id=str(user.pk))
     assert ended_id in entry.change_message
     assert key not in entry.change_message and stored_key(key) not in entry.change_message
+
+
+def test_ending_a_session_in_the_admin_is_recorded_with_who_did_it(admin, logged_in_client, user, superuser):
+    other = APIClient()
+    assert login(other, user.email).status_code == 200
+
+    assert save(admin, user, **{delete_box_of(admin, user, public_id(other)): "on"}).status_code == 302
+
+    event = SecurityEvent.objects.get(kind=SecurityEvent.Kind.SESSIONS_ENDED, user=user)
+    assert event.detail == {"ended": 1, "by": superuser.email}
+
+
+def test_ended_sessions_are_not_listed(admin, logged_in_client, user, superuser, clock, settings):
+    listed = public_id(logged_in_client)
+    assert listed in sessions_part(admin.get(change_page(user)).content.decode())
+
+    clock.tick(settings.SESSION_IDLE_SECONDS + 1)  # over: the row stays until clearsessions
+    admin.force_login(superuser)  # the administrator's own session idled out too
+    later = APIClient()
+    assert login(later, user.email).status_code == 200
+
+    part = sessions_part(admin.get(change_page(user)).content.decode())
+    assert public_id(later) in part and listed not in part
