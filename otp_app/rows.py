@@ -193,8 +193,8 @@ def update(model: type[models.Model], values: dict, *conditions: tuple[str, str,
         return cursor.rowcount
 
 
-def _savepoint(connection, alias: str):
-    # Inside a transaction a failed INSERT must not abort it (PostgreSQL): give it a savepoint.
+def savepoint(connection, alias: str):
+    # Inside a transaction a failed statement must not abort it (PostgreSQL): give it a savepoint.
     # Outside one it is a statement of its own, and needs no BEGIN and COMMIT around it.
     return transaction.atomic(using=alias) if connection.in_atomic_block else contextlib.nullcontext()
 
@@ -221,7 +221,7 @@ def add(instance: models.Model) -> None:
     returning = auto_pk and connection.features.can_return_columns_from_insert
     if returning:
         sql += " " + connection.ops.return_insert_columns([meta.pk])[0]
-    with _savepoint(connection, alias), connection.cursor() as cursor:
+    with savepoint(connection, alias), connection.cursor() as cursor:
         cursor.execute(sql, params)
         if returning:
             instance.pk = cursor.fetchone()[0]

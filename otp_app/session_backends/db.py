@@ -24,7 +24,7 @@ from datetime import datetime, timedelta
 from django.conf import settings
 from django.contrib.sessions.backends import db
 from django.contrib.sessions.backends.base import CreateError, UpdateError
-from django.db import DatabaseError, IntegrityError, router, transaction
+from django.db import DatabaseError, IntegrityError, connections, router, transaction
 
 from .. import clock, rows, session_state
 from ..client_address import client_address
@@ -200,13 +200,15 @@ class SessionStore(db.SessionStore):
         session = self.create_model_instance(self._get_session())
         changes = {name: getattr(session, name) for name in _REFRESHED}
         changes["user"] = changes.pop("user_id")
+        using = router.db_for_write(self.model, instance=session)
         for _ in range(_KEY_DRAWS):
             try:
-                moved = rows.update(
-                    self.model,
-                    {"session_key": session.session_key, **changes},
-                    ("session_key", "=", stored_key(self._moved_from)),
-                )
+                with rows.savepoint(connections[using], using):  # within a transaction only
+                    moved = rows.update(
+                        self.model,
+                        {"session_key": session.session_key, **changes},
+                        ("session_key", "=", stored_key(self._moved_from)),
+                    )
             except IntegrityError:
                 self._session_key = new_key()  # a key in use: draw another
                 session.session_key = stored_key(self._session_key)
