@@ -54,9 +54,11 @@ def _prepared(fields, values, connection) -> list | None:
         return None  # a value no row can hold (a malformed id): no row matches
 
 
-def _part(model, connection, table_alias: str) -> tuple[list[str], _Part]:
+def _part(model, connection, table_alias: str, only: tuple[str, ...] | None = None) -> tuple[list[str], _Part]:
     quote = connection.ops.quote_name
     fields = model._meta.concrete_fields
+    if only is not None:  # the rest stays deferred, read if ever asked for
+        fields = [field for field in fields if field.primary_key or field.attname in only]
     columns = [field.get_col(table_alias) for field in fields]
     converters = [
         (position, column, tuple(connection.ops.get_db_converters(column) + column.get_db_converters(connection)))
@@ -70,9 +72,11 @@ def _part(model, connection, table_alias: str) -> tuple[list[str], _Part]:
 
 # Keyed by the connection object: each thread has its own, and the converters are its methods.
 @functools.lru_cache(maxsize=64)
-def _select(model, connection, conditions: tuple[tuple[str, str], ...], joined: str | None) -> _Select:
+def _select(
+    model, connection, conditions: tuple[tuple[str, str], ...], joined: str | None, only: tuple[str, ...] | None = None
+) -> _Select:
     quote = connection.ops.quote_name
-    selected, part = _part(model, connection, "t0")
+    selected, part = _part(model, connection, "t0", only)
     parts = [part]
     source = f"{quote(model._meta.db_table)} t0"
     if joined is not None:
@@ -96,16 +100,19 @@ def first(model: type[models.Model], *conditions: tuple[str, str, object]):
     return _first(model, conditions, joined=None)[0]
 
 
-def first_with(model: type[models.Model], joined: str, *conditions: tuple[str, str, object]):
+def first_with(
+    model: type[models.Model], joined: str, *conditions: tuple[str, str, object], only: tuple[str, ...] | None = None
+):
     """Like `first`, with the row its foreign key `joined` points to read in the same statement:
-    (row or None, related row or None)."""
-    return _first(model, conditions, joined=joined)
+    (row or None, related row or None). `only`: the columns of `model`'s row to read (its
+    primary key always), the others deferred."""
+    return _first(model, conditions, joined=joined, only=only)
 
 
-def _first(model, conditions, *, joined):
+def _first(model, conditions, *, joined, only=None):
     alias = router.db_for_read(model)
     connection = connections[alias]
-    select = _select(model, connection, tuple((name, operator) for name, operator, _ in conditions), joined)
+    select = _select(model, connection, tuple((name, operator) for name, operator, _ in conditions), joined, only)
     params = _prepared(select.conditions, [value for _, _, value in conditions], connection)
     if params is None:
         return None, None

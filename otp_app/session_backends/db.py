@@ -79,6 +79,7 @@ class SessionStore(db.SessionStore):
             "user",
             ("session_key", "=", stored_key(self.session_key)),
             ("expire_date", ">", clock.as_datetime(clock.now())),
+            only=_READ,
         )
         if session is None:
             self._session_key = None
@@ -223,6 +224,8 @@ class SessionStore(db.SessionStore):
 
 # What a save of an existing row writes: the rest was written once, with the row.
 _REFRESHED = ("session_data", "expire_date", "user_id", "full", "last_active_at")
+# What every request reads of its session's row: what it shows its owner is read by GET sessions.
+_READ = ("session_data", "expire_date", "user_id", "last_active_at")
 
 
 def _refused(name: str):
