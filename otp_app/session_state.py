@@ -68,9 +68,9 @@ def mark_second_factor_proven(session, *, now: float, method: str | None = None)
     """The second factor proven now; by `method`, which the login's methods then name (a
     factor just enrolled proves that factor, not the person: no method)."""
     session[PROVEN_AT_KEY] = now
-    login = session.get(LOGIN_KEY)
     if method is None:
         return
+    login = session.get(LOGIN_KEY)
     if not isinstance(login, dict):  # a passkey that signs in proves both
         begin_login(session, method=method, now=now)
     elif method not in login["methods"]:
@@ -80,16 +80,15 @@ def mark_second_factor_proven(session, *, now: float, method: str | None = None)
 def login_info(session) -> tuple[float | None, list[str], float | None]:
     """(when the login began, the methods proven since, when the second factor was last proven)."""
     login = session.get(LOGIN_KEY)
-    proven_at = session.get(PROVEN_AT_KEY)
-    proven_at = proven_at if isinstance(proven_at, (int, float)) else None
     if not isinstance(login, dict):
-        return None, [], proven_at
-    return login.get("at"), list(login.get("methods", [])), proven_at
+        return None, [], _proven_at(session)
+    return login.get("at"), list(login.get("methods", [])), _proven_at(session)
 
 
 def reauthenticated_until(session, *, now: float) -> float | None:
-    """Until when this session counts as having proven its second factor recently."""
-    _at, _methods, proven_at = login_info(session)
+    """Until when this session counts as having proven its second factor recently: within
+    TWOFA_REAUTH_SECONDS of the proof. None when it does not (any more)."""
+    proven_at = _proven_at(session)
     if proven_at is None or not 0 <= now - proven_at <= settings.TWOFA_REAUTH_SECONDS:
         return None
     return proven_at + settings.TWOFA_REAUTH_SECONDS
@@ -97,5 +96,9 @@ def reauthenticated_until(session, *, now: float) -> float | None:
 
 def second_factor_recent(session, *, now: float) -> bool:
     """Whether this session proved the second factor within TWOFA_REAUTH_SECONDS."""
+    return reauthenticated_until(session, now=now) is not None
+
+
+def _proven_at(session) -> float | None:
     proven_at = session.get(PROVEN_AT_KEY)
-    return isinstance(proven_at, (int, float)) and 0 <= now - proven_at <= settings.TWOFA_REAUTH_SECONDS
+    return proven_at if isinstance(proven_at, (int, float)) else None
