@@ -247,14 +247,13 @@ class UserAdmin(BaseUserAdmin):
                 audit.record(request, Kind.SESSIONS_ENDED, user=form.instance, ended=count, by=request.user.email)
             return None
         for deleted in deleted_forms:
-            with transaction.atomic():
+            with services.factor_change(user=form.instance, keep=request.session.row_key):
                 user, switched_off = services.remove_passkey(user=form.instance, passkey_id=deleted.instance.pk)
                 audit.record(
                     request, Kind.PASSKEY_REMOVED, user=user, passkey=str(deleted.instance.pk), by=request.user.email
                 )
                 if switched_off:
                     audit.record(request, Kind.OTP_DISABLED, user=user, by=request.user.email)
-                services.end_sessions(user=user, keep=request.session.row_key)
         return None
 
     def user_change_password(self, request, id, form_url=""):
@@ -274,10 +273,9 @@ class UserAdmin(BaseUserAdmin):
     )
     def reset_two_factor(self, request, queryset):
         for user in queryset:
-            with transaction.atomic():  # the reset, its event (and email), its sessions ended
+            with services.factor_change(user=user, keep=request.session.row_key):  # the reset, its event, its email
                 services.reset_by_admin(user=user)
                 audit.record(request, SecurityEvent.Kind.OTP_RESET_BY_ADMIN, user=user, by=request.user.email)
-                services.end_sessions(user=user, keep=request.session.row_key)
         self.message_user(request, f"Two-factor authentication reset for {queryset.count()} account(s).")
 
     @admin.action(description="Unlock (clear wrong-code lockout)", permissions=["change"])

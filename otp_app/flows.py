@@ -5,11 +5,8 @@ Views parse the body and shape the answer; services.py keeps every rule without 
 re-authentication rule for changes of factors lives here, in `reauthenticate`.
 """
 
-import contextlib
-
 from django.conf import settings
 from django.contrib import auth
-from django.db import transaction
 from rest_framework import exceptions
 from webauthn.helpers import bytes_to_base64url
 
@@ -136,21 +133,9 @@ def change_password(request, *, user: UserModel, current_password: str, new_pass
     auth.update_session_auth_hash(request, user)
 
 
-@contextlib.contextmanager
 def factor_change(request, *, user: UserModel):
-    """A change of an account's factors or password, the events that report it (and so their
-    emails), and the end of every other session of the account: one transaction. A refused code
-    changes nothing, yet its count and lock stand: they commit."""
-    refused = None
-    with transaction.atomic():
-        try:
-            yield
-        except services.CodeRejected as error:
-            refused = error
-        else:
-            services.end_sessions(user=user, keep=request.session.row_key)
-    if refused is not None:
-        raise refused
+    """services.factor_change, keeping this request's session."""
+    return services.factor_change(user=user, keep=request.session.row_key)
 
 
 def sessions(request, *, user: UserModel) -> list[services.SessionSummary]:

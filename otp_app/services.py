@@ -5,6 +5,7 @@ codes, passkeys (add, rename, remove, accept), disable, and the administrator's 
 No HTTP here: views call these functions and `exceptions.py` turns their errors into answers.
 """
 
+import contextlib
 import enum
 import hashlib
 import math
@@ -351,6 +352,23 @@ def end_session(*, user: UserModel, session_id: str, current: str | None, now: f
         raise SessionNotFound
     Session.objects.filter(session_key=found).delete()
     return current is not None and found == stored_key(current)
+
+
+@contextlib.contextmanager
+def factor_change(*, user: UserModel, keep: str | None):
+    """A change of an account's factors or password, the events that report it (and so their
+    emails), and the end of every session of the account but the one of key `keep`: one
+    transaction. A refused code changes nothing, yet its count and lock stand: they commit."""
+    refused = None
+    with transaction.atomic():
+        try:
+            yield
+        except CodeRejected as error:
+            refused = error
+        else:
+            end_sessions(user=user, keep=keep)
+    if refused is not None:
+        raise refused
 
 
 def end_sessions(*, user: UserModel, keep: str | None = None) -> int:
