@@ -14,6 +14,7 @@ from . import audit, backends, challenges, clock, metrics, passkeys, services, s
 from .exceptions import IncorrectCredentials, IncorrectPassword
 from .models import Passkey, SecurityEvent, UserModel
 from .permissions import enrolment_required, origin_of
+from .serializers import check_password_rules
 
 Kind = SecurityEvent.Kind
 REAUTHENTICATE_TO_DISABLE = "Confirm with a code: send a current token to turn two-factor authentication off"
@@ -122,10 +123,7 @@ def change_password(request, *, user: UserModel, current_password: str, new_pass
         audit.record_failed_login(request, email=user.email, user=user, via="password change")
         raise IncorrectPassword
     attempt.forgive()
-    try:
-        services.validate_new_password(user=user, password=new_password)
-    except services.PasswordInvalid as invalid:
-        raise exceptions.ValidationError({"new_password": invalid.messages}) from None
+    check_password_rules(new_password, user=user, field="new_password")
     reauthenticate(request, user=user, code=code, refusal=REAUTHENTICATE_TO_CHANGE_PASSWORD, recovery=True)
     with factor_change(request, user=user):
         services.set_password(user=user, password=new_password)

@@ -122,12 +122,16 @@ class RegisterSerializer(serializers.Serializer):
         confirm = attrs.pop("passwordConfirm", None)
         if confirm is not None and confirm != attrs["password"]:
             raise serializers.ValidationError({"passwordConfirm": ["Passwords do not match"]})
-        candidate = UserModel(email=attrs["email"], name=attrs["name"])
-        try:
-            password_validation.validate_password(attrs["password"], user=candidate)
-        except DjangoValidationError as error:
-            raise serializers.ValidationError({"password": list(error.messages)}) from error
+        check_password_rules(attrs["password"], user=UserModel(email=attrs["email"], name=attrs["name"]))
         return attrs
+
+
+def check_password_rules(password: str, *, user: UserModel, field: str = "password") -> None:
+    """Django's password validators (AUTH_PASSWORD_VALIDATORS) for `user`: a 400 naming `field`."""
+    try:
+        password_validation.validate_password(password, user=user)
+    except DjangoValidationError as error:
+        raise serializers.ValidationError({field: list(error.messages)}) from error
 
 
 class LoginSerializer(serializers.Serializer):

@@ -15,9 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from django.conf import settings
-from django.contrib.auth import password_validation
 from django.contrib.auth.hashers import make_password
-from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import IntegrityError, transaction
 from django.db.models import F, Q
 from django.utils import timezone as django_timezone
@@ -274,21 +272,6 @@ def reset_by_admin(*, user: UserModel) -> None:
 
 
 # --- Passwords and sessions --------------------------------------------------------------------------
-class PasswordInvalid(Exception):
-    """The new password fails the validators: `messages` says how."""
-
-    def __init__(self, messages: list[str]):
-        super().__init__(messages)
-        self.messages = messages
-
-
-def validate_new_password(*, user: UserModel, password: str) -> None:
-    try:
-        password_validation.validate_password(password, user=user)
-    except DjangoValidationError as error:
-        raise PasswordInvalid(list(error.messages)) from None
-
-
 def set_password(*, user: UserModel, password: str) -> None:
     user.set_password(password)
     user.save(update_fields=["password", "updated_at"])
