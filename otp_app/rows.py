@@ -1,5 +1,6 @@
 """The rows the hot path reads (a session with its account, an account by email at login, an
-account's sessions) and writes (a wrong code's count, last_login, a security event), each with one plain SQL statement.
+account's sessions) and writes (a wrong code's count, last_login, a passkey's use, a security
+event, a session's key moved), each with one plain SQL statement.
 
 Django compiles each queryset to SQL anew, which costs several times what these indexed lookups
 take the database; the statements here are built once per model, conditions and database, and
@@ -59,15 +60,29 @@ def _part(model, connection, table_alias: str, only: tuple[str, ...] | None = No
     fields = model._meta.concrete_fields
     if only is not None:  # the rest stays deferred, read if ever asked for
         fields = [field for field in fields if field.primary_key or field.attname in only]
-    columns = [field.get_col(table_alias) for field in fields]
-    converters = [
-        (position, column, tuple(connection.ops.get_db_converters(column) + column.get_db_converters(connection)))
-        for position, column in enumerate(columns)
-    ]
     selected = [f"{table_alias}.{quote(field.column)}" for field in fields]
-    converting = [(position, column, functions) for position, column, functions in converters if functions]
     attnames = [field.attname for field in fields]
+    converting = _converters(connection, fields, table_alias)
     return selected, _Part(model, attnames, attnames.index(model._meta.pk.attname), converting)
+
+
+def _converters(connection, fields, table_alias: str) -> list:
+    """(position, Col expression, the ORM's converters) of each field whose value needs any."""
+    converters = []
+    for position, field in enumerate(fields):
+        column = field.get_col(table_alias)
+        functions = tuple(connection.ops.get_db_converters(column) + column.get_db_converters(connection))
+        if functions:
+            converters.append((position, column, functions))
+    return converters
+
+
+def _converted(values: list, converters: list, connection) -> list:
+    """A row's values as the ORM gives them (`values` is changed in place)."""
+    for position, column, functions in converters:
+        for function in functions:
+            values[position] = function(values[position], column, connection)
+    return values
 
 
 # Keyed by the connection object: each thread has its own, and the converters are its methods.
@@ -123,10 +138,7 @@ def _first(model, conditions, *, joined, only=None):
         return None, None
     found, offset = [], 0
     for part in select.parts:
-        values = list(row[offset : offset + len(part.attnames)])
-        for position, column, converters in part.converters:
-            for converter in converters:
-                values[position] = converter(values[position], column, connection)
+        values = _converted(list(row[offset : offset + len(part.attnames)]), part.converters, connection)
         offset += len(part.attnames)
         read = values[part.pk_position] is not None  # a LEFT JOIN that found no row gives NULLs
         found.append(part.model.from_db(alias, part.attnames, values) if read else None)
@@ -137,12 +149,7 @@ def _first(model, conditions, *, joined, only=None):
 def _values(model, connection, names: tuple[str, ...], conditions: tuple[tuple[str, str], ...], order_by: str):
     quote = connection.ops.quote_name
     fields = [model._meta.get_field(name) for name in names]
-    columns = [field.get_col("t0") for field in fields]
-    converters = [
-        (position, column, functions)
-        for position, column in enumerate(columns)
-        if (functions := tuple(connection.ops.get_db_converters(column) + column.get_db_converters(connection)))
-    ]
+    converters = _converters(connection, fields, "t0")
     where, compared = _where(model, connection, conditions, prefix="t0.")
     descending = order_by.startswith("-")
     order = f"t0.{quote(model._meta.get_field(order_by.lstrip('-')).column)}{' DESC' if descending else ''}"
@@ -165,16 +172,7 @@ def values(model: type[models.Model], names: tuple[str, ...], *conditions: tuple
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
         found = cursor.fetchall()
-    if not converters:
-        return [tuple(row) for row in found]
-    converted = []
-    for row in found:
-        row = list(row)
-        for position, column, functions in converters:
-            for function in functions:
-                row[position] = function(row[position], column, connection)
-        converted.append(tuple(row))
-    return converted
+    return [tuple(_converted(list(row), converters, connection)) for row in found]
 
 
 @functools.lru_cache(maxsize=64)
