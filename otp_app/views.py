@@ -176,6 +176,9 @@ class MeView(FullSessionView):
         )
 
 
+SESSION = SessionSerializer()  # one instance shapes every listed session
+
+
 class SessionListView(FullSessionView):
     @swagger_auto_schema(
         operation_summary="The account's live sessions",
@@ -188,9 +191,6 @@ class SessionListView(FullSessionView):
     def get(self, request):
         sessions = flows.sessions(request, user=request.user)
         return Response({"status": "success", "sessions": [SESSION.to_representation(s) for s in sessions]})
-
-
-SESSION = SessionSerializer()
 
 
 class SessionDetailView(FullSessionView):
