@@ -246,6 +246,12 @@ def main() -> dict:
         "security_email": email_enqueue_cost(
             UserModel.objects.get(email=dave_email), batches=6, calls=int(os.environ.get("BENCH_EMAIL_CALLS", "100"))
         ),
+        "second_factor": second_factor_cost(
+            dave_email,
+            authenticator,
+            batches=int(os.environ.get("BENCH_SECOND_FACTOR_BATCHES", "5")),
+            calls=int(os.environ.get("BENCH_SECOND_FACTOR_CALLS", "20")),
+        ),
         "passkey_signature": signature_cost(
             authenticator, public_key, int(os.environ.get("BENCH_SIGNATURE_CALLS", "2000"))
         ),
@@ -345,6 +351,81 @@ def signature_cost(authenticator: SoftwareAuthenticator, public_key: bytes, call
         key.verify(signature, signed, ec.ECDSA(hashes.SHA256()))
 
     return {"verify_assertion": _timed_us(check, calls), "ecdsa_p256_verify": _timed_us(ecdsa, calls)}
+
+
+def second_factor_cost(passkey_email: str, authenticator: SoftwareAuthenticator, batches: int, calls: int) -> dict:
+    """CPU of the request that completes a login, TOTP against passkey, with `GET me` beside them:
+    the Django handler's CPU per request (what a server's worker runs, less the HTTP parsing), in
+    interleaved batches, each request prepared unmeasured (its login, its options). Median µs.
+    Each TOTP login is a different account's: a code is accepted once per step and account."""
+    api = "/api/auth/"
+    kinds = (
+        "GET me",
+        "otp/validate, correct code (pending session)",
+        "passkeys/authentication (pending session)",
+        "passkeys/authentication (no session: sign-in)",
+    )
+    cpu: dict[str, list[float]] = {kind: [] for kind in kinds}
+
+    def timed(client, kind):
+        handler = client.handler
+
+        def call(environ):
+            started = time.thread_time_ns()
+            try:
+                return handler(environ)
+            finally:
+                cpu[kind].append((time.thread_time_ns() - started) / 1000)
+
+        client.handler = call
+        return client
+
+    def post(client, path, body=None):
+        return client.post(api + path, json.dumps(body or {}), content_type="application/json")
+
+    def logged_in(email):
+        client = Client(HTTP_HOST="127.0.0.1")
+        post(client, "login", {"email": email, "password": PASSWORD})
+        return client
+
+    totp_accounts = []
+    for number in range(batches * calls):
+        email = f"second-factor-{number}@example.com"
+        client = Client(HTTP_HOST="127.0.0.1")
+        post(client, "register", {"email": email, "name": "Totp", "password": PASSWORD})
+        post(client, "login", {"email": email, "password": PASSWORD})
+        secret = post(client, "otp/generate").json()["base32"]
+        enrolled = int(time.time() // STEP)
+        post(client, "otp/verify", {"token": code(secret, enrolled)})
+        totp_accounts.append((email, secret, enrolled))
+    me = Client(HTTP_HOST="127.0.0.1")
+    post(me, "register", {"email": "second-factor-me@example.com", "name": "Me", "password": PASSWORD})
+    me = timed(logged_in("second-factor-me@example.com"), "GET me")
+    refused = 0
+    for batch in range(batches):
+        validations, second_factors, sign_ins = [], [], []
+        for email, secret, enrolled in totp_accounts[batch * calls : (batch + 1) * calls]:
+            validations.append(
+                (timed(logged_in(email), "otp/validate, correct code (pending session)"), secret, enrolled)
+            )
+        for _ in range(calls):
+            client = logged_in(passkey_email)
+            options = post(client, "passkeys/authentication/options").json()["publicKey"]
+            second_factors.append((timed(client, "passkeys/authentication (pending session)"), options))
+            client = Client(HTTP_HOST="127.0.0.1")
+            options = post(client, "passkeys/authentication/options").json()["publicKey"]
+            sign_ins.append((timed(client, "passkeys/authentication (no session: sign-in)"), options))
+        responses = [me.get(api + "me") for _ in range(calls)]
+        for client, secret, enrolled in validations:
+            step = max(int(time.time() // STEP), enrolled + 1)  # a step after the enrolment's: single use
+            responses.append(post(client, "otp/validate", {"token": code(secret, step)}))
+        for client, options in second_factors + sign_ins:
+            responses.append(
+                post(client, "passkeys/authentication", {"credential": authenticator.authenticate(options)})
+            )
+        refused += sum(response.status_code != 200 for response in responses)
+    medians = {kind: round(statistics.median(values), 1) for kind, values in cpu.items()}
+    return {"cpu_us_median": medians, "calls": batches * calls, "not_200": refused}
 
 
 def email_enqueue_cost(user, batches: int, calls: int) -> dict:

@@ -239,6 +239,7 @@ class Bench:
                     else args.scenario_seconds * (1.6 if key == "twofa-pbkdf2" else 1)
                 )
                 result = self.measure(servers[server], {**spec, "duration": duration, "concurrency": args.concurrency})
+                result["round"] = round_number
                 sequence.append((key, result))
                 runs[key].append(result)
                 log(

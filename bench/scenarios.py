@@ -154,11 +154,16 @@ ROUND_ORDER = [
     "row",
     "sessions",
     "row",
-    # Each pair runs back to back, in the opposite order every other round (round_order).
+    # Each pair runs as A B B A (T O O T, or O T T O every other round: round_order), so that a
+    # drift of the machine during the block weighs on both servers alike.
     "guess@text",
     "guess@ops",
+    "guess@ops",
+    "guess@text",
     "me@text",
     "me@ops",
+    "me@ops",
+    "me@text",
 ]
 
 
