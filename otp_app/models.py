@@ -216,6 +216,22 @@ class SecurityEvent(models.Model):
         return f"{self.get_kind_display()}: {self.email or '-'}"
 
 
+class LoginAttempts(models.Model):
+    """Failed logins counted against one limit in one window, under django-ratelimit's key for
+    them, when no Redis is configured (throttles.py): one row per key, counted by single
+    statements, deleted some time after its window ended."""
+
+    key = models.CharField(max_length=255, primary_key=True)
+    attempts = models.PositiveIntegerField()
+    expires_at = models.DateTimeField(db_index=True)
+
+    class Meta:
+        verbose_name_plural = "login attempts"
+
+    def __str__(self):
+        return f"{self.attempts} attempts until {self.expires_at:%Y-%m-%d %H:%M:%S}"
+
+
 class Session(AbstractBaseSession):
     """A session, with the account it belongs to (pending or full) as a column: reading a
     session reads its account in the same statement (session_backends), and deleting an

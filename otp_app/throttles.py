@@ -2,23 +2,26 @@
 client address; each reads the address from `client_address.limit_key`.
 
 Every attempt is counted before its password is hashed and taken back when the password was
-right, in the shared cache (the database by default, Redis when configured), so every process
-and instance of the service sees the same counts. Keys and windows are django-ratelimit's.
+right, where every process and instance of the service sees the same counts: in Redis when the
+cache is Redis (its atomic increment), else in the database's `LoginAttempts` table, one
+statement per count. Keys and windows are django-ratelimit's.
 """
 
+import secrets
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 from django.conf import settings
 from django.core.cache import cache, caches
 from django.core.cache.backends.db import DatabaseCache
-from django.db import connections, router, transaction
+from django.db import connections, router
 from django_ratelimit import ALL
 from django_ratelimit import core as ratelimit
 from rest_framework.throttling import ScopedRateThrottle
 
 from . import metrics
 from .client_address import limit_key
-from .models import normalise_email
+from .models import LoginAttempts, normalise_email
 
 
 @dataclass
@@ -72,7 +75,7 @@ def count_password_attempt(request, *, email: str) -> "Attempt":
     """
     counters = _counters(request, email)
     # Already over: refused from one read, with no write (a flood against a limit costs little).
-    counts = cache.get_many(list(counters))
+    counts = counts_of(list(counters))
     for cache_key, counter in counters.items():
         if counts.get(cache_key, 0) >= counter.limit:
             raise _refused(counter)
@@ -125,35 +128,78 @@ def _counters(request, email: str) -> dict[str, _Counter]:
     return counters
 
 
+def counts_of(cache_keys: list[str]) -> dict[str, int]:
+    """The current count of each counter that has one."""
+    if not _in_database():
+        return cache.get_many(cache_keys)
+    return _Table().counts(cache_keys)
+
+
+def _in_database() -> bool:
+    # Django's database cache cannot increment in one statement (it reads, then writes, counting
+    # the whole table before each write): the database counts in a table of its own instead.
+    return isinstance(caches["default"], DatabaseCache)
+
+
 def _increment(cache_key: str, counter: _Counter, delta: int) -> int:
-    """Add `delta` to a counter (created for its window when counting up); the new count."""
-    store = caches["default"]
+    """Add `delta` to a counter (created for its window when counting up); counting up, the new count."""
+    if _in_database():
+        return _Table().add(cache_key, counter, delta)
     expires_in = counter.period + ratelimit.EXPIRATION_FUDGE
-    if not isinstance(store, DatabaseCache):
-        if delta > 0:
-            store.add(cache_key, 0, expires_in)
-        try:
-            return store.incr(cache_key, delta)
-        except ValueError:  # expired meanwhile: its window is over
-            return 0
-    # A database cache has no increment of its own (Django's reads, then writes with the default
-    # timeout): one transaction, the row locked where the database can (SQLite's write
-    # transactions take the lock when they start), the window's expiry kept.
-    database = router.db_for_write(store.cache_model_class)
-    connection = connections[database]
-    with transaction.atomic(using=database):
-        if delta > 0:
-            store.add(cache_key, 0, expires_in)
-        if connection.features.has_select_for_update:
-            quote = connection.ops.quote_name
-            with connection.cursor() as cursor:
+    if delta > 0:
+        cache.add(cache_key, 0, expires_in)
+    try:
+        return cache.incr(cache_key, delta)
+    except ValueError:  # expired meanwhile: its window is over
+        return 0
+
+
+# One in this many counts up also deletes the rows whose windows are over (0: none does).
+PRUNE_ONE_IN = 1000
+
+
+class _Table:
+    """The counters in `LoginAttempts`, each change one statement: an upsert counting up, a
+    guarded UPDATE counting down, never below 0. A key names one window (django-ratelimit's),
+    so a row is never counted in again once its window is over; it waits to be pruned."""
+
+    def __init__(self):
+        self.connection = connections[router.db_for_write(LoginAttempts)]
+        quote = self.connection.ops.quote_name
+        self.table, self.key, self.attempts, self.expires = (
+            quote(name) for name in (LoginAttempts._meta.db_table, "key", "attempts", "expires_at")
+        )
+
+    def counts(self, cache_keys: list[str]) -> dict[str, int]:
+        marks = ", ".join(["%s"] * len(cache_keys))
+        with self.connection.cursor() as cursor:
+            cursor.execute(
+                f"SELECT {self.key}, {self.attempts} FROM {self.table} WHERE {self.key} IN ({marks})", cache_keys
+            )
+            return dict(cursor.fetchall())
+
+    def add(self, cache_key: str, counter: _Counter, delta: int) -> int:
+        with self.connection.cursor() as cursor:
+            if delta < 0:
                 cursor.execute(
-                    f"SELECT 1 FROM {quote(store._table)} WHERE {quote('cache_key')} = %s FOR UPDATE",
-                    [store.make_and_validate_key(cache_key)],
+                    f"UPDATE {self.table} SET {self.attempts} = {self.attempts} - %s "
+                    f"WHERE {self.key} = %s AND {self.attempts} >= %s",
+                    [-delta, cache_key, -delta],
                 )
-        count = store.get(cache_key)
-        if count is None:
-            return 0
-        count = max(0, count + delta)
-        store.set(cache_key, count, max(1, counter.window - int(ratelimit.time.time())) + ratelimit.EXPIRATION_FUDGE)
+                return 0  # nobody reads a count taken back
+            cursor.execute(
+                f"INSERT INTO {self.table} ({self.key}, {self.attempts}, {self.expires}) VALUES (%s, %s, %s) "
+                f"ON CONFLICT ({self.key}) DO UPDATE SET {self.attempts} = {self.table}.{self.attempts} + %s "
+                f"RETURNING {self.attempts}",
+                [cache_key, delta, self._moment(counter.window + ratelimit.EXPIRATION_FUDGE), delta],
+            )
+            count = cursor.fetchone()[0]
+            if PRUNE_ONE_IN and secrets.randbelow(PRUNE_ONE_IN) == 0:
+                cursor.execute(
+                    f"DELETE FROM {self.table} WHERE {self.expires} <= %s", [self._moment(ratelimit.time.time())]
+                )
         return count
+
+    def _moment(self, timestamp: float):
+        field = LoginAttempts._meta.get_field("expires_at")
+        return field.get_db_prep_value(datetime.fromtimestamp(timestamp, UTC), self.connection)

@@ -184,13 +184,29 @@ def test_a_login_refused_by_its_limit_writes_nothing_to_the_cache(user, api, clo
                 _original(*args, **kwargs),
             )[1],
         )
-    assert login(api, user.email).status_code == 429
+    with CaptureQueriesContext(connection) as queries:
+        assert login(api, user.email).status_code == 429
     assert written == []
+    assert [query["sql"] for query in queries if not query["sql"].startswith("SELECT")] == []
+
+
+def test_a_login_counts_each_limit_with_one_statement_and_takes_it_back_with_one(user, api, clock, monkeypatch):
+    monkeypatch.setattr(throttles, "PRUNE_ONE_IN", 0)
+    # Without Redis the counts are rows of their own table: one read, one upsert per limit, and
+    # for a right password one guarded UPDATE per limit; not Django's database cache (a read, a
+    # COUNT(*) of the whole table and a write for each change).
+    with CaptureQueriesContext(connection) as queries:
+        assert login(api, user.email).status_code == 200
+    counting = [query["sql"] for query in queries if "loginattempts" in query["sql"] or "otp_cache" in query["sql"]]
+    if throttles._in_database():
+        assert [sql.split()[0] for sql in counting] == ["SELECT", "INSERT", "INSERT", "UPDATE", "UPDATE"]
+    else:
+        assert counting == []
 
 
 def limit_counts() -> dict:
     request = RequestFactory().post("/api/auth/login", REMOTE_ADDR="127.0.0.1")
-    return cache.get_many(list(throttles._counters(request, "ann@example.com")))
+    return throttles.counts_of(list(throttles._counters(request, "ann@example.com")))
 
 
 def test_a_session_row_names_its_account_pending_and_full(pending_client, user_with_2fa, clock):

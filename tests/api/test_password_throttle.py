@@ -10,6 +10,8 @@ from django.contrib.auth import hashers
 from django.test import override_settings
 from rest_framework.test import APIClient
 
+from otp_app import throttles
+from otp_app.models import LoginAttempts
 from tests.helpers import PASSWORD, login, make_user
 
 WRONG = "wrong password"
@@ -155,3 +157,42 @@ def test_default_address_limit_is_one_hundred_failures(db):
         fail_logins(client, f"guess{number}@example.com", 1)
 
     assert_throttled(login(client, "guess100@example.com", WRONG))
+
+
+@pytest.fixture
+def counted_in_database(db):
+    if not throttles._in_database():
+        pytest.skip("the counts are kept in Redis, which expires them itself")
+
+
+def test_counts_whose_window_is_over_are_deleted(api, counted_in_database, counter_clock, monkeypatch):
+    monkeypatch.setattr(throttles, "PRUNE_ONE_IN", 1)  # every count prunes
+    fail_logins(api, "a@example.com", 1)
+    first = set(LoginAttempts.objects.values_list("key", flat=True))
+    assert len(first) == 2  # the account's and the address's
+
+    counter_clock.now += 15 * 60 + django_ratelimit.core.EXPIRATION_FUDGE  # both windows are over
+    fail_logins(api, "b@example.com", 1)
+
+    left = set(LoginAttempts.objects.values_list("key", flat=True))
+    assert len(left) == 2 and not left & first
+
+
+def test_counts_are_kept_when_pruning_is_off(api, counted_in_database, counter_clock, monkeypatch):
+    monkeypatch.setattr(throttles, "PRUNE_ONE_IN", 0)
+    fail_logins(api, "a@example.com", 1)
+    counter_clock.now += 15 * 60 + django_ratelimit.core.EXPIRATION_FUDGE
+    fail_logins(api, "b@example.com", 1)
+
+    assert LoginAttempts.objects.count() == 4
+
+
+@PER_ACCOUNT_3
+def test_a_right_password_takes_back_its_attempt_and_never_counts_below_zero(api, user, counted_in_database):
+    for _ in range(3):
+        assert login(api, "ann@example.com").status_code == 200
+    assert sorted(LoginAttempts.objects.values_list("attempts", flat=True)) == [0, 0]
+
+    fail_logins(api, "ann@example.com", 3)  # each failure still counts: none was saved up
+
+    assert_throttled(login(api, "ann@example.com"))
