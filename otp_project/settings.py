@@ -112,10 +112,10 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- Cache and sessions ------------------------------------------------------------------------
-# The failed-login counters live in the cache, so it must be one that every process shares:
-# Redis when REDIS_URL is set (atomic counters, many instances); otherwise a table of the
-# database (created by `migrate`). CACHE_URL may name another (e.g. `locmemcache://` for a single
-# process in tests).
+# The cache holds the limits, so it must be one that every process shares: Redis when REDIS_URL
+# is set (atomic counters, many instances); otherwise a table of the database (created by
+# `migrate`), and then the failed-login counters have a table of their own (throttles.py).
+# CACHE_URL may name another (e.g. `locmemcache://` for a single process in tests).
 REDIS_URL = env.str("REDIS_URL", default="")
 if REDIS_URL:
     CACHES = {
@@ -129,8 +129,8 @@ if REDIS_URL:
     }
 else:
     CACHES = {"default": env.cache("CACHE_URL", default="dbcache://otp_cache")}
-    # Culling at Django's default 300 entries would let anyone who creates 300 keys (failed logins
-    # under 300 emails) wipe every failed-login counter.
+    # Culling at Django's default 300 entries would let anyone who creates 300 keys (sign-ups from
+    # 300 addresses) wipe every address's limit.
     CACHES["default"].setdefault("OPTIONS", {}).setdefault("MAX_ENTRIES", 10_000_000)
 # Sessions live in the database, also with Redis: one statement reads a session with its account,
 # fewer round trips than a session from Redis and then its account, and nothing is lost when
