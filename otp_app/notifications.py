@@ -21,7 +21,7 @@ from django.utils import timezone
 from django_tasks import TaskResultStatus, task
 from django_tasks_db.models import DBTaskResult
 
-from . import signals
+from . import rows, signals
 from .models import SecurityEvent, UserModel
 
 logger = logging.getLogger("otp_app.notifications")
@@ -131,8 +131,9 @@ def _retry_later(context, *, attempt: int, **message) -> None:
 
 def _two_factor_on(user: UserModel | None) -> bool:
     # Read again: a caller may hold the account as it was before the change (the admin's reset).
-    row = UserModel.objects.filter(pk=user.pk).values_list("otp_enabled", "passkey_count").first() if user else None
-    return row is not None and (row[0] or row[1] > 0)
+    # One prepared statement (rows.py): every factor change of every account reads it.
+    row = rows.first(UserModel, ("id", "=", user.pk)) if user else None
+    return row is not None and row.two_factor_enabled
 
 
 def _paragraphs(text: str) -> str:
