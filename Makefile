@@ -51,8 +51,8 @@ postman/node_modules/.installed: postman/package-lock.json
 	npm ci --prefix postman --no-audit --no-fund
 	touch $@
 
-# Benchmark (see README, "Benchmark"): `make bench` (about 6 minutes), `make bench-quick` (under
-# 2), `make bench-scale` (1,000 against 1,000,000 accounts). DATABASE_URL=postgres://...
+# Benchmark (see README, "Benchmark"): `make bench` (about 11 minutes), `make bench-quick` (about
+# 3), `make bench-scale` (1,000 against 1,000,000 accounts). DATABASE_URL=postgres://...
 # REDIS_URL=redis://... run them on PostgreSQL and Redis; BENCH_ARGS adds options (--help).
 .PHONY: bench bench-quick bench-scale
 bench: install

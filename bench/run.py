@@ -360,7 +360,7 @@ class Bench:
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--quick", action="store_true", help="one short round (under 2 minutes)")
+    parser.add_argument("--quick", action="store_true", help="one short round (about 3 minutes)")
     parser.add_argument("--rounds", type=int)
     parser.add_argument("--floor-seconds", type=float)
     parser.add_argument("--scenario-seconds", type=float)
