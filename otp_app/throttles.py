@@ -67,8 +67,8 @@ def count_password_attempt(request, *, email: str) -> "Attempt":
     """Count a login attempt against both limits before any password is hashed; refuse it
     while the account or the address is over its limit.
 
-    Counting comes first, by the cache's increment (atomic in Redis; `_increment` below for a
-    database cache), so concurrent guesses cannot all pass a check that none of them has been
+    Counting comes first, by one atomic increment (Redis's, or one upsert in `LoginAttempts`:
+    `_increment` below), so concurrent guesses cannot all pass a check that none of them has been
     counted in yet: of attempts racing at a count of 9 of 10, one gets a hash. A right password
     takes its attempt back (`Attempt.forgive`): only failures use the limits up.
     Unknown emails are counted like known ones, so the limit says nothing about who exists.
