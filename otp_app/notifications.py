@@ -132,7 +132,7 @@ def _retry_later(context, *, attempt: int, **message) -> None:
 def _two_factor_on(user: UserModel | None) -> bool:
     # Read again: a caller may hold the account as it was before the change (the admin's reset).
     # One prepared statement (rows.py): every factor change of every account reads it.
-    row = rows.first(UserModel, ("id", "=", user.pk)) if user else None
+    row = rows.first(UserModel, ("id", "=", user.pk), only=("otp_enabled", "passkey_count")) if user else None
     return row is not None and row.two_factor_enabled
 
 

@@ -108,11 +108,11 @@ def _select(
     return _Select(f"SELECT {', '.join(selected)} FROM {source} WHERE {where}", parts, compared)
 
 
-def first(model: type[models.Model], *conditions: tuple[str, str, object]):
+def first(model: type[models.Model], *conditions: tuple[str, str, object], only: tuple[str, ...] | None = None):
     """The row of `model` matching every (field, operator, value) condition, or None: what
     `model.objects.filter(...).first()` gives when the conditions select at most one row
-    (a primary or unique key), without compiling a queryset."""
-    return _first(model, conditions, joined=None)[0]
+    (a primary or unique key), without compiling a queryset. `only`: as for `first_with`."""
+    return _first(model, conditions, joined=None, only=only)[0]
 
 
 def first_with(
