@@ -88,6 +88,18 @@ def wrong(secret: str) -> str:
     return next(f"{n:06d}" for n in range(1, 10**6) if f"{n:06d}" not in taken)
 
 
+API = "/api/auth/"
+
+
+def client() -> Client:
+    return Client(HTTP_HOST="127.0.0.1")
+
+
+def post(someone: Client, path: str, body: dict | None = None):
+    """An unmeasured request: setting the scene for a measured one."""
+    return someone.post(API + path, json.dumps(body or {}), content_type="application/json")
+
+
 def main() -> dict:
     call_command("migrate", verbosity=0, interactive=False)
     hashes, cache_commands = HashCounter(), CacheCounter()
@@ -113,17 +125,13 @@ def main() -> dict:
         }
         return response
 
-    def client():
-        return Client(HTTP_HOST="127.0.0.1")
-
-    api = "/api/auth/"
     # An account without 2FA: register, login (full session), me, enrol, logout.
     ann = client()
     measure(
         "register",
         ann,
         "POST",
-        api + "register",
+        API + "register",
         {"email": "ann@example.com", "name": "Ann", "password": PASSWORD},
         201,
     )
@@ -131,35 +139,35 @@ def main() -> dict:
         "login (no 2FA: full session)",
         ann,
         "POST",
-        api + "login",
+        API + "login",
         {"email": "ann@example.com", "password": PASSWORD},
         200,
     )
-    measure("GET me", ann, "GET", api + "me", expect=200)
-    response = measure("otp/generate", ann, "POST", api + "otp/generate", {}, 200)
+    measure("GET me", ann, "GET", API + "me", expect=200)
+    response = measure("otp/generate", ann, "POST", API + "otp/generate", {}, 200)
     secret = response.json()["base32"]
     step = int(time.time() // STEP)
-    measure("otp/verify", ann, "POST", api + "otp/verify", {"token": code(secret, step)}, 200)
-    measure("logout", ann, "POST", api + "logout", {}, 200)
+    measure("otp/verify", ann, "POST", API + "otp/verify", {"token": code(secret, step)}, 200)
+    measure("logout", ann, "POST", API + "logout", {}, 200)
     # Later logins of that account are pending until a code is proven.
     measure(
         "login (2FA: pending session)",
         ann,
         "POST",
-        api + "login",
+        API + "login",
         {"email": "ann@example.com", "password": PASSWORD},
         200,
     )
-    measure("otp/validate wrong code (not locked)", ann, "POST", api + "otp/validate", {"token": wrong(secret)}, 400)
-    measure("otp/validate correct code", ann, "POST", api + "otp/validate", {"token": code(secret, step + 1)}, 200)
-    measure("GET me (after 2FA)", ann, "GET", api + "me", expect=200)
-    measure("otp/disable", ann, "POST", api + "otp/disable", {}, 200)
+    measure("otp/validate wrong code (not locked)", ann, "POST", API + "otp/validate", {"token": wrong(secret)}, 400)
+    measure("otp/validate correct code", ann, "POST", API + "otp/validate", {"token": code(secret, step + 1)}, 200)
+    measure("GET me (after 2FA)", ann, "GET", API + "me", expect=200)
+    measure("otp/disable", ann, "POST", API + "otp/disable", {}, 200)
     # Failed logins.
     measure(
         "login wrong password",
         client(),
         "POST",
-        api + "login",
+        API + "login",
         {"email": "ann@example.com", "password": "nope, wrong"},
         400,
     )
@@ -167,14 +175,10 @@ def main() -> dict:
         "login unknown email",
         client(),
         "POST",
-        api + "login",
+        API + "login",
         {"email": "nobody@example.com", "password": PASSWORD},
         400,
     )
-
-    def post(client, path, body=None):
-        """An unmeasured request: setting the scene for a measured one."""
-        return client.post(api + path, json.dumps(body or {}), content_type="application/json")
 
     def logged_in(name):
         """A client logged in to a new account without 2FA (a full session)."""
@@ -193,7 +197,7 @@ def main() -> dict:
     for _ in range(30):
         if post(bob, "otp/validate", {"token": wrong(bob_secret)}).status_code == 429:
             break
-    measure("otp/validate while locked", bob, "POST", api + "otp/validate", {"token": wrong(bob_secret)}, 429)
+    measure("otp/validate while locked", bob, "POST", API + "otp/validate", {"token": wrong(bob_secret)}, 429)
 
     # Floors.
     carol, _ = logged_in("Carol")
@@ -209,7 +213,7 @@ def main() -> dict:
     for _ in range(19):
         erin = client()
         post(erin, "login", {"email": erin_email, "password": PASSWORD})
-    measure("GET sessions (20 live sessions)", erin, "GET", api + "sessions", expect=200)
+    measure("GET sessions (20 live sessions)", erin, "GET", API + "sessions", expect=200)
 
     # Passkeys: Dave's first second factor is a passkey; then one request of scenario (7) (from a
     # pending session) and one of (8) (from no session), each after its options.
@@ -224,7 +228,7 @@ def main() -> dict:
         "passkeys/authentication (pending session: second factor)",
         dave,
         "POST",
-        api + "passkeys/authentication",
+        API + "passkeys/authentication",
         {"credential": authenticator.authenticate(options)},
         200,
     )
@@ -234,7 +238,7 @@ def main() -> dict:
         "passkeys/authentication (no session: sign-in)",
         anonymous,
         "POST",
-        api + "passkeys/authentication",
+        API + "passkeys/authentication",
         {"credential": authenticator.authenticate(options)},
         200,
     )
@@ -358,7 +362,6 @@ def second_factor_cost(passkey_email: str, authenticator: SoftwareAuthenticator,
     the Django handler's CPU per request (what a server's worker runs, less the HTTP parsing), in
     interleaved batches, each request prepared unmeasured (its login, its options). Median µs.
     Each TOTP login is a different account's: a code is accepted once per step and account."""
-    api = "/api/auth/"
     kinds = (
         "GET me",
         "otp/validate, correct code (pending session)",
@@ -367,8 +370,8 @@ def second_factor_cost(passkey_email: str, authenticator: SoftwareAuthenticator,
     )
     cpu: dict[str, list[float]] = {kind: [] for kind in kinds}
 
-    def timed(client, kind):
-        handler = client.handler
+    def timed(someone, kind):
+        handler = someone.handler
 
         def call(environ):
             started = time.thread_time_ns()
@@ -377,29 +380,25 @@ def second_factor_cost(passkey_email: str, authenticator: SoftwareAuthenticator,
             finally:
                 cpu[kind].append((time.thread_time_ns() - started) / 1000)
 
-        client.handler = call
-        return client
-
-    def post(client, path, body=None):
-        return client.post(api + path, json.dumps(body or {}), content_type="application/json")
+        someone.handler = call
+        return someone
 
     def logged_in(email):
-        client = Client(HTTP_HOST="127.0.0.1")
-        post(client, "login", {"email": email, "password": PASSWORD})
-        return client
+        someone = client()
+        post(someone, "login", {"email": email, "password": PASSWORD})
+        return someone
 
     totp_accounts = []
     for number in range(batches * calls):
         email = f"second-factor-{number}@example.com"
-        client = Client(HTTP_HOST="127.0.0.1")
-        post(client, "register", {"email": email, "name": "Totp", "password": PASSWORD})
-        post(client, "login", {"email": email, "password": PASSWORD})
-        secret = post(client, "otp/generate").json()["base32"]
+        someone = client()
+        post(someone, "register", {"email": email, "name": "Totp", "password": PASSWORD})
+        post(someone, "login", {"email": email, "password": PASSWORD})
+        secret = post(someone, "otp/generate").json()["base32"]
         enrolled = int(time.time() // STEP)
-        post(client, "otp/verify", {"token": code(secret, enrolled)})
+        post(someone, "otp/verify", {"token": code(secret, enrolled)})
         totp_accounts.append((email, secret, enrolled))
-    me = Client(HTTP_HOST="127.0.0.1")
-    post(me, "register", {"email": "second-factor-me@example.com", "name": "Me", "password": PASSWORD})
+    post(client(), "register", {"email": "second-factor-me@example.com", "name": "Me", "password": PASSWORD})
     me = timed(logged_in("second-factor-me@example.com"), "GET me")
     refused = 0
     for batch in range(batches):
@@ -409,19 +408,19 @@ def second_factor_cost(passkey_email: str, authenticator: SoftwareAuthenticator,
                 (timed(logged_in(email), "otp/validate, correct code (pending session)"), secret, enrolled)
             )
         for _ in range(calls):
-            client = logged_in(passkey_email)
-            options = post(client, "passkeys/authentication/options").json()["publicKey"]
-            second_factors.append((timed(client, "passkeys/authentication (pending session)"), options))
-            client = Client(HTTP_HOST="127.0.0.1")
-            options = post(client, "passkeys/authentication/options").json()["publicKey"]
-            sign_ins.append((timed(client, "passkeys/authentication (no session: sign-in)"), options))
-        responses = [me.get(api + "me") for _ in range(calls)]
-        for client, secret, enrolled in validations:
+            pending = logged_in(passkey_email)
+            options = post(pending, "passkeys/authentication/options").json()["publicKey"]
+            second_factors.append((timed(pending, "passkeys/authentication (pending session)"), options))
+            anonymous = client()
+            options = post(anonymous, "passkeys/authentication/options").json()["publicKey"]
+            sign_ins.append((timed(anonymous, "passkeys/authentication (no session: sign-in)"), options))
+        responses = [me.get(API + "me") for _ in range(calls)]
+        for someone, secret, enrolled in validations:
             step = max(int(time.time() // STEP), enrolled + 1)  # a step after the enrolment's: single use
-            responses.append(post(client, "otp/validate", {"token": code(secret, step)}))
-        for client, options in second_factors + sign_ins:
+            responses.append(post(someone, "otp/validate", {"token": code(secret, step)}))
+        for someone, options in second_factors + sign_ins:
             responses.append(
-                post(client, "passkeys/authentication", {"credential": authenticator.authenticate(options)})
+                post(someone, "passkeys/authentication", {"credential": authenticator.authenticate(options)})
             )
         refused += sum(response.status_code != 200 for response in responses)
     medians = {kind: round(statistics.median(values), 1) for kind, values in cpu.items()}
