@@ -17,29 +17,38 @@ Kind = SecurityEvent.Kind
 
 
 def record(request, kind: str, *, user: UserModel | None = None, email: str = "", **detail) -> SecurityEvent:
-    event = SecurityEvent(
-        kind=kind,
-        created_at=clock.as_datetime(clock.now()),
-        user=user,
-        email=email or (user.email if user is not None else ""),
-        client_address=client_address(request),
-        user_agent=request.headers.get("User-Agent", "")[:512],
-        detail=detail,
-        request_id=logs.request_id.get(),
-    )
-    rows.add(event)  # every login writes one: a plain INSERT
-    logger.info(
-        "security event %s email=%s address=%s detail=%s",
-        kind,
-        event.email,
-        event.client_address,
-        detail,
-        extra=logs.fields(kind=kind, email=event.email, address=event.client_address, detail=detail),
-    )
-    # send_robust: a receiver that fails (a mail server down) is logged by Django and must not
-    # turn a change already made into an error, nor hide the recovery codes from their owner.
-    signals.BY_KIND[kind].send_robust(sender=SecurityEvent, event=event, user=user, request=request)
-    return event
+    return record_all(request, [(kind, detail)], user=user, email=email)[0]
+
+
+def record_all(
+    request, events: list[tuple[str, dict]], *, user: UserModel | None = None, email: str = ""
+) -> list[SecurityEvent]:
+    """Events of one request about one account, each a (kind, detail), written by one INSERT
+    (a passkey sign-in is both a login and a passkey's use), then logged and signalled in order."""
+    common = {
+        "created_at": clock.as_datetime(clock.now()),
+        "user": user,
+        "email": email or (user.email if user is not None else ""),
+        "client_address": client_address(request),
+        "user_agent": request.headers.get("User-Agent", "")[:512],
+        "request_id": logs.request_id.get(),
+    }
+    recorded = [SecurityEvent(kind=kind, detail=detail, **common) for kind, detail in events]
+    rows.add(*recorded)  # every login writes its events: one plain INSERT
+    for event in recorded:
+        logger.info(
+            "security event %s email=%s address=%s detail=%s",
+            event.kind,
+            event.email,
+            event.client_address,
+            event.detail,
+            extra=logs.fields(kind=event.kind, email=event.email, address=event.client_address, detail=event.detail),
+        )
+    for event in recorded:
+        # send_robust: a receiver that fails (a mail server down) is logged by Django and must not
+        # turn a change already made into an error, nor hide the recovery codes from their owner.
+        signals.BY_KIND[event.kind].send_robust(sender=SecurityEvent, event=event, user=user, request=request)
+    return recorded
 
 
 def record_failed_login(request, *, email: str, user: UserModel | None = None, **detail) -> SecurityEvent:

@@ -283,9 +283,10 @@ def authenticate_with_passkey(request, *, credential: dict) -> UserModel:
         # account or another) is no part of it.
         session_state.begin_login(request.session, method=services.Proof.PASSKEY.value, now=now)
     _second_factor_proven(request, user=user, method=services.Proof.PASSKEY.value)
+    events = [(Kind.PASSKEY_USED, {"passkey": str(passkey.pk), "purpose": purpose})]
     if purpose == challenges.SIGN_IN:
-        audit.record(request, Kind.LOGIN_SUCCEEDED, user=user, second_factor="passkey")
-    audit.record(request, Kind.PASSKEY_USED, user=user, passkey=str(passkey.pk), purpose=purpose)
+        events.insert(0, (Kind.LOGIN_SUCCEEDED, {"second_factor": "passkey"}))
+    audit.record_all(request, events, user=user)
     return user
 
 

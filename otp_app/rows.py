@@ -205,31 +205,43 @@ def savepoint(connection, alias: str):
 
 
 @functools.lru_cache(maxsize=64)
-def _insert(model, connection, names: tuple[str, ...]):
+def _insert(model, connection, names: tuple[str, ...], count: int = 1):
     quote = connection.ops.quote_name
     fields = [model._meta.get_field(name) for name in names]
     columns = ", ".join(quote(field.column) for field in fields)
-    return f"INSERT INTO {quote(model._meta.db_table)} ({columns}) VALUES ({', '.join(['%s'] * len(fields))})", fields
+    row = f"({', '.join(['%s'] * len(fields))})"
+    return f"INSERT INTO {quote(model._meta.db_table)} ({columns}) VALUES {', '.join([row] * count)}", fields
 
 
-def add(instance: models.Model) -> None:
-    """`instance.save()` of a new row as one plain INSERT, reading an automatic primary key back.
+def add(*instances: models.Model) -> None:
+    """`instance.save()` of new rows of one model as one plain INSERT, reading automatic primary
+    keys back (in the order of `instances`: a database numbers the rows of one INSERT in turn).
     Sends no pre_save/post_save signal (the audit trail has signals of its own)."""
-    model = type(instance)
+    model = type(instances[0])
     meta = model._meta
     alias = router.db_for_write(model)
     connection = connections[alias]
-    auto_pk = meta.auto_field is not None and instance.pk is None
-    fields = [field for field in meta.concrete_fields if not (auto_pk and field is meta.auto_field)]
-    sql, _ = _insert(model, connection, tuple(field.name for field in fields))
-    params = [field.get_db_prep_save(field.pre_save(instance, True), connection) for field in fields]
+    auto_pk = meta.auto_field is not None and instances[0].pk is None
+    if any(type(instance) is not model or (instance.pk is None) != auto_pk for instance in instances):
+        raise TypeError("rows.add: new rows of one model, all with their primary key or all without")
     returning = auto_pk and connection.features.can_return_columns_from_insert
+    if auto_pk and not returning and len(instances) > 1:  # the last id is the only one read back
+        for instance in instances:
+            add(instance)
+        return
+    fields = [field for field in meta.concrete_fields if not (auto_pk and field is meta.auto_field)]
+    sql, _ = _insert(model, connection, tuple(field.name for field in fields), len(instances))
+    params = [
+        field.get_db_prep_save(field.pre_save(instance, True), connection) for instance in instances for field in fields
+    ]
     if returning:
         sql += " " + connection.ops.return_insert_columns([meta.pk])[0]
     with savepoint(connection, alias), connection.cursor() as cursor:
         cursor.execute(sql, params)
         if returning:
-            instance.pk = cursor.fetchone()[0]
+            for instance, (pk,) in zip(instances, sorted(cursor.fetchall()), strict=True):
+                instance.pk = pk
         elif auto_pk:
-            instance.pk = connection.ops.last_insert_id(cursor, meta.db_table, meta.pk.column)
-    instance._state.adding, instance._state.db = False, alias
+            instances[0].pk = connection.ops.last_insert_id(cursor, meta.db_table, meta.pk.column)
+    for instance in instances:
+        instance._state.adding, instance._state.db = False, alias

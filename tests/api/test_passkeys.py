@@ -10,6 +10,8 @@ import json
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from rest_framework.test import APIClient
 
 from otp_app import throttles
@@ -474,6 +476,24 @@ def test_a_passkey_signs_in_without_a_password(with_passkey, user, authenticator
     assert response.status_code == 200, response.content
     assert browser.get(ME).json()["user"]["id"] == str(user.pk)
     assert {"second_factor": "passkey"} in [event.detail for event in events("login_succeeded")]
+
+
+@pytest.mark.parametrize("sign_in", [False, True], ids=["second factor", "sign-in"])
+def test_a_passkey_request_reads_two_rows_and_writes_four(with_passkey, user, authenticator, db, sign_in):
+    """The session and the passkey read; the passkey's use, last_login, the events (a sign-in's
+    two with one INSERT) and the session's new key written: one statement each."""
+    browser = APIClient() if sign_in else pending(user.email)
+    options = browser.post(PASSKEY_AUTHENTICATION_OPTIONS).json()["publicKey"]
+    credential = authenticator.authenticate(options)
+
+    with CaptureQueriesContext(connection) as queries:
+        response = browser.post(PASSKEY_AUTHENTICATION, {"credential": credential}, format="json")
+
+    assert response.status_code == 200, response.content
+    verbs = sorted(verb for query in queries if (verb := query["sql"].split()[0]) not in ("SAVEPOINT", "RELEASE"))
+    assert verbs == ["INSERT", "SELECT", "SELECT", "UPDATE", "UPDATE", "UPDATE"]
+    kinds = ["login_succeeded", "passkey_used"] if sign_in else ["passkey_used"]
+    assert [event.kind for event in SecurityEvent.objects.order_by("pk")][-len(kinds) :] == kinds
 
 
 def test_a_sign_in_needs_user_verification(with_passkey, user, authenticator, db):

@@ -4,6 +4,8 @@ import uuid
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone as django_timezone
 
 from otp_app import rows
@@ -98,6 +100,34 @@ def test_add_inserts_a_new_row_and_reads_its_automatic_key_back(locked_user):
     )
     assert stored.created_at == first.created_at
     assert SecurityEvent.objects.get(pk=second.pk).user_id is None
+
+
+def test_add_inserts_several_rows_with_one_statement_and_reads_each_key_back(locked_user):
+    from otp_app.models import SecurityEvent
+
+    earlier = SecurityEvent.objects.create(kind="registered", email="z@example.com")
+    first = SecurityEvent(kind="login_succeeded", user=locked_user, email="x@example.com", detail={"n": 1})
+    second = SecurityEvent(kind="passkey_used", user=locked_user, email="x@example.com", detail={"n": 2})
+
+    with CaptureQueriesContext(connection) as queries:
+        rows.add(first, second)
+
+    statements = [query["sql"].split()[0] for query in queries]
+    assert [verb for verb in statements if verb not in ("SAVEPOINT", "RELEASE")] == ["INSERT"]
+    assert earlier.pk < first.pk < second.pk
+    assert SecurityEvent.objects.get(pk=first.pk).detail == {"n": 1}
+    assert SecurityEvent.objects.get(pk=second.pk).detail == {"n": 2}
+    assert not first._state.adding and not second._state.adding
+
+
+def test_add_refuses_rows_of_two_models_or_a_mix_of_new_and_keyed_rows(locked_user):
+    from otp_app.models import SecurityEvent
+
+    with pytest.raises(TypeError):
+        rows.add(SecurityEvent(kind="registered"), UserModel(email="q@example.com"))
+    with pytest.raises(TypeError):
+        rows.add(SecurityEvent(kind="registered"), SecurityEvent(pk=10**9, kind="registered"))
+    assert not SecurityEvent.objects.filter(kind="registered").exists()
 
 
 def test_a_value_of_the_wrong_type_raises_instead_of_reading_as_no_row(locked_user):
