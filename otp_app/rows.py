@@ -225,9 +225,10 @@ def add(*instances: models.Model) -> None:
     if any(type(instance) is not model or (instance.pk is None) != auto_pk for instance in instances):
         raise TypeError("rows.add: new rows of one model, all with their primary key or all without")
     returning = auto_pk and connection.features.can_return_columns_from_insert
-    if auto_pk and not returning and len(instances) > 1:  # the last id is the only one read back
-        for instance in instances:
-            add(instance)
+    if auto_pk and not returning and len(instances) > 1:  # only the last id could be read back
+        with transaction.atomic(using=alias):  # all the rows or none
+            for instance in instances:
+                add(instance)
         return
     fields = [field for field in meta.concrete_fields if not (auto_pk and field is meta.auto_field)]
     sql, _ = _insert(model, connection, tuple(field.name for field in fields), len(instances))

@@ -120,6 +120,30 @@ def test_add_inserts_several_rows_with_one_statement_and_reads_each_key_back(loc
     assert not first._state.adding and not second._state.adding
 
 
+def test_add_without_returning_inserts_row_by_row_and_all_or_nothing(locked_user, monkeypatch):
+    from otp_app.models import SecurityEvent
+
+    monkeypatch.setattr(connection.features, "can_return_columns_from_insert", False)
+    first, second = SecurityEvent(kind="registered", email="f@example.com"), SecurityEvent(kind="registered")
+    rows.add(first, second)
+    assert first.pk < second.pk
+    assert SecurityEvent.objects.get(pk=first.pk).email == "f@example.com"
+
+    read_back = connection.ops.last_insert_id
+    calls = []
+
+    def fails_the_second(*args):
+        calls.append(args)
+        if len(calls) == 2:
+            raise RuntimeError("the second row failed")
+        return read_back(*args)
+
+    monkeypatch.setattr(connection.ops, "last_insert_id", fails_the_second)
+    with pytest.raises(RuntimeError):
+        rows.add(SecurityEvent(kind="passkey_used"), SecurityEvent(kind="passkey_used"))
+    assert not SecurityEvent.objects.filter(kind="passkey_used").exists()
+
+
 def test_add_refuses_rows_of_two_models_or_a_mix_of_new_and_keyed_rows(locked_user):
     from otp_app.models import SecurityEvent
 
