@@ -123,6 +123,8 @@ def test_add_inserts_several_rows_with_one_statement_and_reads_each_key_back(loc
 def test_add_without_returning_inserts_row_by_row_and_all_or_nothing(locked_user, monkeypatch):
     from otp_app.models import SecurityEvent
 
+    if connection.vendor != "sqlite":
+        pytest.skip("the path of a database without RETURNING reads the last id as SQLite does")
     monkeypatch.setattr(connection.features, "can_return_columns_from_insert", False)
     first, second = SecurityEvent(kind="registered", email="f@example.com"), SecurityEvent(kind="registered")
     rows.add(first, second)
