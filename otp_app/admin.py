@@ -249,11 +249,10 @@ class UserAdmin(BaseUserAdmin):
         for deleted in deleted_forms:
             with services.factor_change(user=form.instance, keep=request.session.row_key):
                 user, switched_off = services.remove_passkey(user=form.instance, passkey_id=deleted.instance.pk)
-                audit.record(
-                    request, Kind.PASSKEY_REMOVED, user=user, passkey=str(deleted.instance.pk), by=request.user.email
-                )
+                events = [(Kind.PASSKEY_REMOVED, {"passkey": str(deleted.instance.pk), "by": request.user.email})]
                 if switched_off:
-                    audit.record(request, Kind.OTP_DISABLED, user=user, by=request.user.email)
+                    events.append((Kind.OTP_DISABLED, {"by": request.user.email}))
+                audit.record_all(request, events, user=user)
         return None
 
     def user_change_password(self, request, id, form_url=""):

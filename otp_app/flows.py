@@ -217,9 +217,10 @@ def remove_passkey(request, *, user: UserModel, passkey_id, code: str | None) ->
     reauthenticate(request, user=user, code=code, refusal=REAUTHENTICATE_TO_REMOVE_PASSKEY)
     with factor_change(request, user=user):
         user, switched_off = services.remove_passkey(user=user, passkey_id=passkey_id)
-        audit.record(request, Kind.PASSKEY_REMOVED, user=user, passkey=str(passkey_id))
+        events = [(Kind.PASSKEY_REMOVED, {"passkey": str(passkey_id)})]
         if switched_off:
-            audit.record(request, Kind.OTP_DISABLED, user=user)
+            events.append((Kind.OTP_DISABLED, {}))
+        audit.record_all(request, events, user=user)
     return user
 
 

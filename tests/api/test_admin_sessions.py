@@ -164,6 +164,24 @@ def test_a_passkey_of_another_account_named_in_the_form_is_not_removed(admin, lo
     assert bob.get(ME).status_code == 200 and logged_in_client.get(ME).status_code == 200
 
 
+def test_removing_the_last_passkey_in_the_admin_records_both_events_by_the_admin(
+    admin, logged_in_client, user, superuser
+):
+    authenticator = SoftwareAuthenticator(origin="http://testserver", rp_id="localhost")
+    passkey = add_passkey(logged_in_client, authenticator).json()["passkey"]
+    form = admin_form(admin.get(change_page(user)).content.decode())
+
+    response = admin.post(change_page(user), {**form, "passkeys-0-id": passkey["id"], "passkeys-0-DELETE": "on"})
+
+    assert response.status_code == 302
+    assert not Passkey.objects.filter(user=user).exists()
+    removal = SecurityEvent.objects.filter(user=user, kind__in=["passkey_removed", "otp_disabled"]).order_by("pk")
+    assert [(event.kind, event.detail) for event in removal] == [
+        ("passkey_removed", {"passkey": passkey["id"], "by": superuser.email}),
+        ("otp_disabled", {"by": superuser.email}),
+    ]
+
+
 def test_the_admins_history_names_the_ended_session_by_its_public_id(admin, logged_in_client, user):
     ended_id, key = public_id(logged_in_client), session_key(logged_in_client)
 
