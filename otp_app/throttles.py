@@ -7,6 +7,7 @@ cache is Redis (its atomic increment), else in the database's `LoginAttempts` ta
 statement per count. Keys and windows are django-ratelimit's.
 """
 
+import functools
 import secrets
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -132,7 +133,7 @@ def counts_of(cache_keys: list[str]) -> dict[str, int]:
     """The current count of each counter that has one."""
     if not _in_database():
         return cache.get_many(cache_keys)
-    return _Table().counts(cache_keys)
+    return _table().counts(cache_keys)
 
 
 def _in_database() -> bool:
@@ -144,7 +145,7 @@ def _in_database() -> bool:
 def _increment(cache_key: str, counter: _Counter, delta: int) -> int:
     """Add `delta` to a counter (created for its window when counting up); counting up, the new count."""
     if _in_database():
-        return _Table().add(cache_key, counter, delta)
+        return _table().add(cache_key, counter, delta)
     expires_in = counter.period + ratelimit.EXPIRATION_FUDGE
     if delta > 0:
         cache.add(cache_key, 0, expires_in)
@@ -158,48 +159,53 @@ def _increment(cache_key: str, counter: _Counter, delta: int) -> int:
 PRUNE_ONE_IN = 1000
 
 
+def _table() -> "_Table":
+    return _Table.of(connections[router.db_for_write(LoginAttempts)])
+
+
 class _Table:
     """The counters in `LoginAttempts`, each change one statement: an upsert counting up, a
     guarded UPDATE counting down, never below 0. A key names one window (django-ratelimit's),
-    so a row is never counted in again once its window is over; it waits to be pruned."""
+    so a row is never counted in again once its window is over; it waits to be pruned.
+    Its statements are built once per connection (`of`), as rows.py's are."""
 
-    def __init__(self):
-        self.connection = connections[router.db_for_write(LoginAttempts)]
-        quote = self.connection.ops.quote_name
-        self.table, self.key, self.attempts, self.expires = (
+    @classmethod
+    @functools.lru_cache(maxsize=64)  # keyed by the connection object: each thread has its own
+    def of(cls, connection) -> "_Table":
+        return cls(connection)
+
+    def __init__(self, connection):
+        self.connection = connection
+        self.expires_field = LoginAttempts._meta.get_field("expires_at")
+        quote = connection.ops.quote_name
+        table, key, attempts, expires = (
             quote(name) for name in (LoginAttempts._meta.db_table, "key", "attempts", "expires_at")
         )
+        self.select = f"SELECT {key}, {attempts} FROM {table} WHERE {key} IN "
+        self.take_back = f"UPDATE {table} SET {attempts} = {attempts} - %s WHERE {key} = %s AND {attempts} >= %s"
+        self.count_up = (
+            f"INSERT INTO {table} ({key}, {attempts}, {expires}) VALUES (%s, %s, %s) "
+            f"ON CONFLICT ({key}) DO UPDATE SET {attempts} = {table}.{attempts} + %s "
+            f"RETURNING {attempts}"
+        )
+        self.prune = f"DELETE FROM {table} WHERE {expires} <= %s"
 
     def counts(self, cache_keys: list[str]) -> dict[str, int]:
-        marks = ", ".join(["%s"] * len(cache_keys))
         with self.connection.cursor() as cursor:
-            cursor.execute(
-                f"SELECT {self.key}, {self.attempts} FROM {self.table} WHERE {self.key} IN ({marks})", cache_keys
-            )
+            cursor.execute(f"{self.select}({', '.join(['%s'] * len(cache_keys))})", cache_keys)
             return dict(cursor.fetchall())
 
     def add(self, cache_key: str, counter: _Counter, delta: int) -> int:
         with self.connection.cursor() as cursor:
             if delta < 0:
-                cursor.execute(
-                    f"UPDATE {self.table} SET {self.attempts} = {self.attempts} - %s "
-                    f"WHERE {self.key} = %s AND {self.attempts} >= %s",
-                    [-delta, cache_key, -delta],
-                )
+                cursor.execute(self.take_back, [-delta, cache_key, -delta])
                 return 0  # nobody reads a count taken back
-            cursor.execute(
-                f"INSERT INTO {self.table} ({self.key}, {self.attempts}, {self.expires}) VALUES (%s, %s, %s) "
-                f"ON CONFLICT ({self.key}) DO UPDATE SET {self.attempts} = {self.table}.{self.attempts} + %s "
-                f"RETURNING {self.attempts}",
-                [cache_key, delta, self._moment(counter.window + ratelimit.EXPIRATION_FUDGE), delta],
-            )
+            expires = self._moment(counter.window + ratelimit.EXPIRATION_FUDGE)
+            cursor.execute(self.count_up, [cache_key, delta, expires, delta])
             count = cursor.fetchone()[0]
             if PRUNE_ONE_IN and secrets.randbelow(PRUNE_ONE_IN) == 0:
-                cursor.execute(
-                    f"DELETE FROM {self.table} WHERE {self.expires} <= %s", [self._moment(ratelimit.time.time())]
-                )
+                cursor.execute(self.prune, [self._moment(ratelimit.time.time())])
         return count
 
     def _moment(self, timestamp: float):
-        field = LoginAttempts._meta.get_field("expires_at")
-        return field.get_db_prep_value(datetime.fromtimestamp(timestamp, UTC), self.connection)
+        return self.expires_field.get_db_prep_value(datetime.fromtimestamp(timestamp, UTC), self.connection)
