@@ -104,8 +104,9 @@ def request_options(*, challenge: bytes, allow: list[tuple[str, list[str]]], use
 
 
 def verify_registration(credential: dict, *, challenge: bytes, origins: list[str]) -> NewCredential:
-    """The new credential, once its type, challenge, origin, RP ID and user presence are right."""
-    _claimed_id(credential)
+    """The new credential, once its type, challenge, origin, RP ID and user presence are right,
+    and the id the authenticator attested is the `id` sent (so at most 1,023 bytes)."""
+    claimed = _claimed_id(credential)
     try:
         verified = verify_registration_response(
             credential=credential,
@@ -117,12 +118,14 @@ def verify_registration(credential: dict, *, challenge: bytes, origins: list[str
         )
     except _MALFORMED as error:
         raise Refused(str(error)) from error
+    if bytes_to_base64url(verified.credential_id) != claimed:
+        raise Refused("the attested credential id is not the id sent")
     transports = credential.get("response", {}).get("transports")
     return NewCredential(
-        credential_id=bytes_to_base64url(verified.credential_id),
+        credential_id=claimed,
         public_key=verified.credential_public_key,
         sign_count=verified.sign_count,
-        transports=[item for item in transports if item in _TRANSPORTS] if isinstance(transports, list) else [],
+        transports=_known_transports(transports) if isinstance(transports, list) else [],
         backed_up=verified.credential_backed_up,
     )
 
@@ -182,8 +185,14 @@ def _is_base64url(value) -> bool:
     return isinstance(value, str) and len(value) % 4 != 1 and _BASE64URL.issuperset(value)
 
 
+def _known_transports(items: list) -> list[str]:
+    """The transports WebAuthn names, in order; anything else a client sends (unknown names,
+    values that are not strings) is left out, as a browser would."""
+    return [item for item in items if isinstance(item, str) and item in _TRANSPORTS]
+
+
 def _descriptor(credential_id: str, transports: list[str] = ()) -> PublicKeyCredentialDescriptor:
     return PublicKeyCredentialDescriptor(
         id=base64url_to_bytes(credential_id),
-        transports=[AuthenticatorTransport(item) for item in transports if item in _TRANSPORTS],
+        transports=[AuthenticatorTransport(item) for item in _known_transports(transports)],
     )

@@ -293,6 +293,30 @@ def test_an_id_over_1023_bytes_is_refused(logged_in_client, authenticator):
     assert response.status_code == 400
 
 
+@pytest.mark.parametrize("attested_id_length", [32, 2000])
+def test_the_id_sent_must_be_the_id_the_authenticator_attested(logged_in_client, attested_id_length):
+    # The id kept is the one in the signed authenticator data; an `id` and `rawId` that name
+    # another credential (short, so within the 1,023 bytes) must not smuggle it in.
+    authenticator = SoftwareAuthenticator(origin="http://testserver", credential_id_length=attested_id_length)
+    other = base64.urlsafe_b64encode(b"\x01" * 32).decode().rstrip("=")
+
+    status = _registration_with(
+        logged_in_client, authenticator, lambda credential: credential.update(id=other, rawId=other)
+    )
+
+    assert status == 400
+    assert not Passkey.objects.exists()
+    assert not RecoveryCode.objects.exists()
+
+
+def test_transports_webauthn_does_not_name_are_left_out_whatever_their_type(logged_in_client, authenticator):
+    def change(credential):
+        credential["response"]["transports"] = [["internal"], {"usb": 1}, 7, None, "carrier-pigeon", "hybrid"]
+
+    assert _registration_with(logged_in_client, authenticator, change) == 201
+    assert Passkey.objects.get().transports == ["hybrid"]
+
+
 @pytest.mark.parametrize("credential", [None, "text", 42, [], {"id": None}])
 def test_a_credential_that_is_no_object_is_a_validation_error(logged_in_client, credential):
     response = logged_in_client.post(PASSKEY_REGISTRATION, {"credential": credential}, format="json")
