@@ -175,12 +175,13 @@ def _moment(at: float | None):
 def reauthenticate(request, *, user: UserModel, code: str | None, refusal: str, recovery: bool = False) -> None:
     """The re-authentication rule, for every change of an account's factors: with 2FA on, the
     session must have proven the second factor within TWOFA_REAUTH_SECONDS, or `code` must be a
-    current code of the factor in force (which then counts as that proof). Someone who finds a
-    logged-in browser, or steals its cookie, can change nothing with it alone."""
+    current code of the factor in force (which then counts as that proof); with `recovery`, also
+    a recovery code, which stands in for any factor. Someone who finds a logged-in browser, or
+    steals its cookie, can change nothing with it alone."""
     if not user.two_factor_enabled or session_state.second_factor_recent(request.session, now=clock.now()):
         return
-    if not code or not user.otp_enabled:  # passkeys alone: a passkey is the only proof
-        raise exceptions.PermissionDenied(refusal)
+    if not code or not (user.otp_enabled or (recovery and services.normalise_recovery_code(code) is not None)):
+        raise exceptions.PermissionDenied(refusal)  # passkeys alone: a passkey, or a recovery code
     proof = _check_code(request, services.accept_code, user=user, code=code, recovery=recovery)
     session_state.mark_second_factor_proven(request.session, now=clock.now(), method=proof.value)
 

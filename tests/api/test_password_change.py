@@ -17,6 +17,7 @@ from tests.helpers import (
     ME,
     PASSWORD,
     PASSWORD_PATH,
+    add_passkey,
     code_for,
     enrol,
     full_login,
@@ -26,6 +27,7 @@ from tests.helpers import (
     session_key,
     wrong_code,
 )
+from tests.support.authenticator import SoftwareAuthenticator
 
 NEW_PASSWORD = "Harbour-Violet-Compass-19?"
 CHANGED = {"status": "success", "message": "Password changed"}
@@ -298,6 +300,23 @@ def test_without_a_recent_proof_a_recovery_code_changes_it_and_is_used_up(logged
     reused = change(logged_in_client, current=NEW_PASSWORD, new="Another-Fine-Password-8", token=codes[0])
     assert reused.status_code == 400
     assert password_is(user, NEW_PASSWORD)
+
+
+def test_with_passkeys_only_a_recovery_code_changes_it_and_a_six_digit_token_is_403(
+    logged_in_client, user, clock, settings
+):
+    # The recovery codes stand in for every factor, a passkey too: someone who lost the passkey
+    # can still change the password from a session that is no longer fresh.
+    codes = add_passkey(logged_in_client, SoftwareAuthenticator()).json()["recovery_codes"]
+    go_stale(clock, settings)
+
+    refused = change(logged_in_client, token="123456")  # no TOTP: nothing a six-digit code could be
+    assert refused.status_code == 403
+    assert refused.json()["message"].startswith("Confirm with a code")
+    assert change(logged_in_client, token=codes[0]).status_code == 200
+
+    assert password_is(user, NEW_PASSWORD)
+    assert RecoveryCode.objects.filter(user=user, used_at__isnull=False).count() == 1
 
 
 def test_a_code_used_at_login_is_refused_as_a_token(user_with_2fa, clock, settings):
