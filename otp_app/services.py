@@ -152,9 +152,14 @@ def verify_enrolment(*, user: UserModel, code: str, now: float) -> Enrolment:
         stored, proving = user.otp_secret, Q(otp_secret=user.otp_secret)
     else:
         raise NoSecretToVerify
-    was_enabled, had_factor = user.otp_enabled, user.two_factor_enabled
     step = _checked_step(user=user, secret=crypto.decrypt(stored), code=code, now=now)
     with transaction.atomic():
+        # The factors in force as this transaction finds them, the row locked until it ends: a
+        # passkey added or removed since the request read the account decides whether this
+        # switches 2FA on (and issues the recovery codes), exactly once.
+        in_force = UserModel.objects.select_for_update().filter(pk=user.pk).values_list("otp_enabled", "passkey_count")
+        was_enabled, passkeys_before = in_force.first() or (False, 0)  # an account deleted: nothing matches below
+        had_factor = was_enabled or passkeys_before > 0
         # Conditional on the stored secret still being the one checked: of two racing
         # verifications of one code only one finds it, and a concurrent disable or a newer
         # generate wins over a stale code.

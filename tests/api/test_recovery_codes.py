@@ -20,12 +20,15 @@ from tests.helpers import (
     GENERATE,
     INVALID,
     NOT_ENROLLED,
+    PASSKEYS,
     RECOVERY_CODES,
     VALIDATE,
     VERIFY,
+    add_passkey,
     canonical,
     code_for,
     enrol,
+    generated_secret,
     login,
     make_user,
     pending_login,
@@ -34,6 +37,7 @@ from tests.helpers import (
     wrong_code,
     wrong_recovery_code,
 )
+from tests.support.authenticator import SoftwareAuthenticator
 
 
 @pytest.fixture
@@ -250,6 +254,36 @@ def test_two_uses_of_one_code_by_stale_copies_of_the_account_give_one_success(en
     with pytest.raises(services.CodeRejected):
         services.accept_code(user=second, code=enrolled.codes[0], now=clock.now)
     assert codes_left(enrolled.user) == 9
+
+
+def test_totp_verified_after_the_last_passkey_went_issues_codes_though_read_before(logged_in_client, user, clock):
+    # The verifying request read the account while a passkey was in force; the passkey goes (2FA
+    # off, its codes deleted) before the verification writes: TOTP is now the first factor.
+    passkey = add_passkey(logged_in_client, SoftwareAuthenticator()).json()["passkey"]["id"]
+    secret = generated_secret(logged_in_client)
+    as_read = UserModel.objects.get(pk=user.pk)
+    assert logged_in_client.delete(f"{PASSKEYS}/{passkey}", {}, format="json").status_code == 200
+
+    enrolment = services.verify_enrolment(user=as_read, code=code_for(secret, clock), now=clock.now)
+
+    assert enrolment.user.two_factor_enabled and enrolment.switched_on
+    assert len(enrolment.recovery_codes) == 10
+    assert codes_left(user) == 10
+
+
+def test_totp_verified_after_a_first_passkey_came_issues_no_second_set_though_read_before(
+    logged_in_client, user, clock
+):
+    secret = generated_secret(logged_in_client)
+    as_read = UserModel.objects.get(pk=user.pk)
+    first_set = add_passkey(logged_in_client, SoftwareAuthenticator()).json()["recovery_codes"]
+
+    enrolment = services.verify_enrolment(user=as_read, code=code_for(secret, clock), now=clock.now)
+
+    assert enrolment.user.otp_enabled and enrolment.recovery_codes == []
+    assert codes_left(user) == 10
+    proof = services.accept_code(user=UserModel.objects.get(pk=user.pk), code=first_set[0], now=clock.now)
+    assert proof is services.Proof.RECOVERY_CODE  # the set the passkey issued still holds
 
 
 # --- Wrong recovery codes count towards the lockout ------------------------------------------
