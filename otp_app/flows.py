@@ -7,6 +7,7 @@ re-authentication rule for changes of factors lives here, in `reauthenticate`.
 
 from django.conf import settings
 from django.contrib import auth
+from django.http.request import split_domain_port
 from rest_framework import exceptions
 from webauthn.helpers import bytes_to_base64url
 
@@ -297,8 +298,15 @@ def rename_passkey(request, *, user: UserModel, passkey_id, name: str) -> Passke
 
 
 def webauthn_origins(request) -> list[str]:
-    """The origins whose pages may use this site's passkeys: the API's own and the configured."""
-    return [origin_of(request.build_absolute_uri("/")), *map(origin_of, settings.TWOFA_WEBAUTHN_ORIGINS)]
+    """The origins whose pages may use this site's passkeys: the configured, and the API's own
+    when the request's host is one ALLOWED_HOSTS names exactly. The Host header is the client's
+    to choose: under a pattern (`.example.com`) a phisher relaying an answer signed on a page of
+    another subdomain would name that page's host, and its origin would pass as the API's."""
+    origins = [origin_of(origin) for origin in settings.TWOFA_WEBAUTHN_ORIGINS]
+    host, _port = split_domain_port(request.get_host())
+    if host in {name.lower() for name in settings.ALLOWED_HOSTS}:
+        origins.append(origin_of(request.build_absolute_uri("/")))
+    return origins
 
 
 def _passkey_purpose(request) -> tuple[str, UserModel | None]:

@@ -411,6 +411,26 @@ def test_a_refused_answer_counts_as_a_wrong_code(with_passkey, user, authenticat
     assert len(events("passkey_refused")) == 1
 
 
+def test_a_host_header_does_not_make_a_phishing_page_the_apis_own_origin(with_passkey, user, authenticator, settings):
+    # The API answers any subdomain of example.com; the passkeys belong to example.com, so a page
+    # on any of its subdomains may ask for an answer. A phisher relays one signed on their page
+    # and names that page's host: only configured origins and hosts named exactly may pass.
+    settings.TWOFA_WEBAUTHN_RP_ID = "example.com"
+    settings.ALLOWED_HOSTS = [".example.com", "testserver"]
+    settings.TWOFA_WEBAUTHN_ORIGINS = ["https://app.example.com"]
+    authenticator.credential().rp_id = "example.com"
+    for origin, status in (("https://phish.example.com", 400), ("https://app.example.com", 200)):
+        client = pending(user.email)
+        options = client.post(PASSKEY_AUTHENTICATION_OPTIONS).json()["publicKey"]
+        answer = authenticator.authenticate(options, origin=origin)
+
+        response = client.post(
+            PASSKEY_AUTHENTICATION, {"credential": answer}, format="json", HTTP_HOST="phish.example.com", secure=True
+        )
+
+        assert response.status_code == status, (origin, response.content)
+
+
 def test_a_signature_by_another_key_is_refused(with_passkey, user, authenticator):
     forger = authenticator.clone()
     forger.credential().private_key = ec.generate_private_key(ec.SECP256R1())  # same id, another key
