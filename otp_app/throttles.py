@@ -20,7 +20,7 @@ from django_ratelimit import ALL
 from django_ratelimit import core as ratelimit
 from rest_framework.throttling import ScopedRateThrottle
 
-from . import metrics
+from . import challenges, metrics
 from .client_address import limit_key
 from .models import LoginAttempts, normalise_email
 
@@ -62,6 +62,16 @@ class PasskeySignInThrottle(RegisterThrottle):
 
     def allow_request(self, request, view):
         return request.auth is not None or super().allow_request(request, view)
+
+
+class PasskeyAnswerThrottle(PasskeySignInThrottle):
+    """Passkey answers from an anonymous session that holds no challenge, counted in the same
+    allowance as the sign-ins started: such an answer can never be accepted, yet each is
+    recorded (passkey_refused). An answer to a challenge was counted when the challenge was
+    issued, and takes it: one answer per challenge."""
+
+    def allow_request(self, request, view):
+        return challenges.KEY in request.session or super().allow_request(request, view)
 
 
 def count_password_attempt(request, *, email: str) -> "Attempt":

@@ -526,12 +526,15 @@ class PasskeyAuthenticationOptionsView(ApiView):
 
 class PasskeyAuthenticationView(ApiView):
     serializer_class = PasskeyAuthenticationSerializer
+    throttle_classes = [throttles.PasskeyAnswerThrottle]
+    throttle_scope = "passkey-sign-in"
 
     @swagger_auto_schema(
         operation_summary="Prove a passkey: sign in, or the second factor",
         operation_description="`credential` is `credential.toJSON()` of what get() gave. The session "
         "becomes full (new session key), as after otp/validate. A refused passkey counts as a wrong "
-        "code: consecutive refusals lock the account like wrong codes.",
+        "code: consecutive refusals lock the account like wrong codes. Answers from a session "
+        "holding no challenge count towards the sign-in limit per address (429).",
         tags=["4. passkeys"],
         responses={200: StatusUserSerializer, 400: PASSKEY_REFUSED, 429: LOCKED},
     )

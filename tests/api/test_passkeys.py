@@ -607,6 +607,23 @@ def test_passkey_sign_ins_are_limited_per_address(db, settings, monkeypatch):
     assert other_address.post(PASSKEY_AUTHENTICATION_OPTIONS).status_code == 200
 
 
+def test_answers_without_a_challenge_count_towards_that_limit_answers_to_one_do_not(
+    with_passkey, user, authenticator, monkeypatch
+):
+    # An answer with no challenge behind it can never pass, yet each would be recorded: without a
+    # limit, anyone could fill the audit table. An answer to a challenge was counted with it.
+    monkeypatch.setattr(throttles.PasskeySignInThrottle, "THROTTLE_RATES", {"passkey-sign-in": "2/minute"})
+    browser = APIClient()
+    options = browser.post(PASSKEY_AUTHENTICATION_OPTIONS).json()["publicKey"]
+    answer = {"credential": authenticator.authenticate(options)}
+    unasked = [APIClient().post(PASSKEY_AUTHENTICATION, answer, format="json").status_code for _ in range(3)]
+    assert unasked == [400, 429, 429]  # the options counted once, the first answer once
+    assert len(events("passkey_refused")) == 1
+    assert APIClient().post(PASSKEY_AUTHENTICATION_OPTIONS).status_code == 429
+
+    assert browser.post(PASSKEY_AUTHENTICATION, answer, format="json").status_code == 200
+
+
 # --- Step-up, list, rename, remove -----------------------------------------------------------------
 
 
