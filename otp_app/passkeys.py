@@ -118,6 +118,7 @@ def verify_registration(credential: dict, *, challenge: bytes, origins: list[str
         )
     except _MALFORMED as error:
         raise Refused(str(error)) from error
+    _refuse_framed(credential)
     if bytes_to_base64url(verified.credential_id) != claimed:
         raise Refused("the attested credential id is not the id sent")
     transports = credential.get("response", {}).get("transports")
@@ -158,7 +159,18 @@ def verify_assertion(
         )
     except _MALFORMED as error:
         raise Refused(str(error)) from error
+    _refuse_framed(credential)
     return Verified(sign_count=verified.new_sign_count, backed_up=verified.credential_backed_up)
+
+
+def _refuse_framed(credential: dict) -> None:
+    """Refuse what a page made inside a frame of another site (WebAuthn L3 §7.1 and §7.2,
+    `crossOrigin` and `topOrigin`): no page of this service expects to be framed, and one that
+    is could be dressed by the framing site. py_webauthn reads neither member. Called once
+    py_webauthn has read the client data, so it is base64url of a JSON object."""
+    client_data = json.loads(base64url_to_bytes(credential["response"]["clientDataJSON"]))
+    if client_data.get("crossOrigin") is True or "topOrigin" in client_data:
+        raise Refused("made in a frame of another site")
 
 
 # What py_webauthn raises on input it cannot read: its own errors, and the decoders' (binascii's

@@ -163,8 +163,9 @@ def test_another_accounts_credential_id_is_a_409_too(logged_in_client, with_pass
         {"challenge": b"another challenge of 32 bytes..."},
         {"type": "webauthn.get"},
         {"user_present": False},
+        {"top_origin": "https://evil.example"},
     ],
-    ids=["wrong origin", "wrong RP ID", "other challenge", "wrong type", "no user presence"],
+    ids=["wrong origin", "wrong RP ID", "other challenge", "wrong type", "no user presence", "framed by a site"],
 )
 def test_a_refused_registration_is_a_400_and_stores_nothing(logged_in_client, user, authenticator, attack):
     response = add_passkey(logged_in_client, authenticator, **attack)
@@ -396,8 +397,9 @@ def test_a_pending_session_cannot_answer_with_another_accounts_passkey(with_pass
         {"challenge": b"another challenge of 32 bytes..."},
         {"user_present": False},
         {"type": "webauthn.create"},
+        {"top_origin": "https://evil.example"},
     ],
-    ids=["phishing origin", "wrong RP ID", "other challenge", "no user presence", "wrong type"],
+    ids=["phishing origin", "wrong RP ID", "other challenge", "no user presence", "wrong type", "framed by a site"],
 )
 def test_a_refused_answer_counts_as_a_wrong_code(with_passkey, user, authenticator, attack):
     client = pending(user.email)

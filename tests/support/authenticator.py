@@ -125,6 +125,7 @@ class SoftwareAuthenticator:
         rp_id: str | None = None,
         challenge: bytes | str | None = None,
         type: str = "webauthn.create",
+        top_origin: str | None = None,
         user_present: bool = True,
         user_verified: bool = True,
         backup_eligible: bool | None = None,
@@ -161,7 +162,9 @@ class SoftwareAuthenticator:
         else:
             chosen = self.credential(credential)
 
-        client_data = self._client_data(type, options["challenge"] if challenge is None else challenge, origin)
+        client_data = self._client_data(
+            type, options["challenge"] if challenge is None else challenge, origin, top_origin
+        )
         attested = AAGUID + struct.pack(">H", len(chosen.id)) + chosen.id + chosen.cose_public_key()
         auth_data = self._authenticator_data(
             chosen,
@@ -199,6 +202,7 @@ class SoftwareAuthenticator:
         rp_id: str | None = None,
         challenge: bytes | str | None = None,
         type: str = "webauthn.get",
+        top_origin: str | None = None,
         user_present: bool = True,
         user_verified: bool = True,
         backup_eligible: bool | None = None,
@@ -228,7 +232,9 @@ class SoftwareAuthenticator:
 
         if self.counter:
             chosen.sign_count += 1
-        client_data = self._client_data(type, options["challenge"] if challenge is None else challenge, origin)
+        client_data = self._client_data(
+            type, options["challenge"] if challenge is None else challenge, origin, top_origin
+        )
         auth_data = self._authenticator_data(
             chosen,
             rp_id=rp_id,
@@ -285,9 +291,12 @@ class SoftwareAuthenticator:
 
     # --- building blocks ------------------------------------------------------------------
 
-    def _client_data(self, type: str, challenge: bytes | str, origin: str | None) -> bytes:
+    def _client_data(self, type: str, challenge: bytes | str, origin: str | None, top_origin: str | None) -> bytes:
+        """`top_origin`: the page was framed by that site (crossOrigin true, topOrigin set)."""
         encoded = b64url(challenge) if isinstance(challenge, bytes) else challenge
         collected = {"type": type, "challenge": encoded, "origin": origin or self.origin, "crossOrigin": False}
+        if top_origin is not None:
+            collected.update(crossOrigin=True, topOrigin=top_origin)
         return json.dumps(collected, separators=(",", ":")).encode()
 
     @staticmethod
