@@ -461,12 +461,7 @@ def accept_passkey(*, user: UserModel, passkey: Passkey | None, verify, challeng
         _count_attempt(user=user, now=now)
         raise _passkey_rejected(user) from None
     answered = hashlib.sha256(challenge.encode()).hexdigest()
-    changes = {
-        "last_challenge": answered,
-        "sign_count": verified.sign_count,
-        "backed_up": verified.backed_up,
-        "last_used_at": moment,
-    }
+    changes = {"last_challenge": answered, "backed_up": verified.backed_up, "last_used_at": moment}
     for _ in range(_PASSKEY_RACES):
         replayed = passkey.last_challenge == answered
         # A counter that does not grow (both non-zero) is refused as a possibly cloned key.
@@ -474,6 +469,9 @@ def accept_passkey(*, user: UserModel, passkey: Passkey | None, verify, challeng
         if replayed or cloned:
             _count_attempt(user=user, now=now)
             raise _passkey_rejected(user, cloned=not replayed)
+        # An answer without a counter (0) leaves the highest one seen, so a copy of the key that
+        # signs with a counter again is still judged against it.
+        changes["sign_count"] = max(verified.sign_count, passkey.sign_count)
         as_read = (("id", "=", passkey.pk), ("last_challenge", "=", passkey.last_challenge))
         if rows.update(Passkey, changes, *as_read, ("sign_count", "=", passkey.sign_count)):
             break

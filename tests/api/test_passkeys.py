@@ -501,6 +501,17 @@ def test_a_counter_that_does_not_grow_is_refused_as_a_cloned_key(with_passkey, u
     assert [event.detail["possibly_cloned"] for event in refused] == [True]
 
 
+def test_an_answer_without_a_counter_is_accepted_and_keeps_the_highest_counter_seen(with_passkey, user, authenticator):
+    clone = authenticator.clone()
+    for _ in range(3):
+        assert prove_passkey(pending(user.email), authenticator).status_code == 200  # counters 1, 2, 3
+    assert prove_passkey(pending(user.email), authenticator, sign_count=0).status_code == 200
+    assert Passkey.objects.get().sign_count == 3
+
+    assert prove_passkey(pending(user.email), clone, sign_count=2).status_code == 400  # a copy, behind
+    assert [event.detail["possibly_cloned"] for event in events("passkey_refused")] == [True]
+
+
 def test_authenticators_without_a_counter_keep_working(logged_in_client, user):
     no_counter = SoftwareAuthenticator(origin="http://testserver", counter=False)
     assert add_passkey(logged_in_client, no_counter).status_code == 201
