@@ -49,8 +49,8 @@ class PasskeyRejected(CodeRejected):
     """A passkey's answer was not accepted: counted as a wrong code. `cloned`: its signature was
     valid but its counter did not grow, the mark of a copied authenticator."""
 
-    def __init__(self, locked: bool = False, cloned: bool = False):
-        super().__init__(locked=locked, proof=Proof.PASSKEY)
+    def __init__(self, locked: bool = False, cloned: bool = False, codes_locked: bool = False):
+        super().__init__(locked=locked, codes_locked=codes_locked, proof=Proof.PASSKEY)
         self.cloned = cloned
 
 
@@ -492,7 +492,10 @@ def accept_passkey(*, user: UserModel, passkey: Passkey | None, verify, challeng
 
 
 def _passkey_rejected(user: UserModel, *, cloned: bool = False) -> PasskeyRejected:
-    return PasskeyRejected(locked=lock_seconds(user.failed_attempts) is not None, cloned=cloned)
+    # One count of wrong attempts for every factor: the refusal that reaches the limit of wrong
+    # codes locks the TOTP codes as a wrong code would, and is recorded (and mailed) as such.
+    rejected = _rejected(user)
+    return PasskeyRejected(locked=rejected.locked, cloned=cloned, codes_locked=rejected.codes_locked)
 
 
 def unlock(*, user: UserModel) -> None:

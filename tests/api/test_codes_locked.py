@@ -6,7 +6,8 @@ import pytest
 
 from otp_app import services
 from otp_app.models import SecurityEvent, UserModel
-from tests.helpers import code_for, guess_wrong, pending_login, validate, wrong_code
+from tests.helpers import add_passkey, code_for, guess_wrong, pending_login, prove_passkey, validate, wrong_code
+from tests.support.authenticator import SoftwareAuthenticator
 
 LIMIT = 8
 REFUSED = {
@@ -66,6 +67,26 @@ def test_the_lock_is_recorded_once(user_with_2fa, clock, limit):
 
     [event] = SecurityEvent.objects.filter(kind=SecurityEvent.Kind.CODES_LOCKED)
     assert event.user_id == user_with_2fa.pk
+
+
+def test_refused_passkey_answers_count_towards_the_limit_and_the_lock_is_recorded(
+    full_2fa_client, user_with_2fa, clock, limit
+):
+    # One count of wrong attempts for every factor: answers a passkey did not sign lock the
+    # codes too, and the owner is told (the event sends the security email).
+    authenticator = SoftwareAuthenticator()
+    assert add_passkey(full_2fa_client, authenticator).status_code == 201
+    for _ in range(LIMIT):
+        assert (
+            prove_passkey(pending_login(user_with_2fa.email), authenticator, origin="https://evil.example").status_code
+            == 400
+        )
+        clock.tick(61)
+
+    [event] = SecurityEvent.objects.filter(kind=SecurityEvent.Kind.CODES_LOCKED)
+    assert event.user_id == user_with_2fa.pk
+    response = validate(pending_login(user_with_2fa.email), code_for(user_with_2fa.otp_secret, clock))
+    assert response.status_code == 429 and response.json() == REFUSED
 
 
 def test_one_wrong_code_fewer_than_the_limit_leaves_the_codes_working(user_with_2fa, clock, limit):
