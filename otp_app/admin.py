@@ -249,10 +249,9 @@ class UserAdmin(BaseUserAdmin):
         for deleted in deleted_forms:
             with services.factor_change(user=form.instance, keep=request.session.row_key):
                 user, switched_off = services.remove_passkey(user=form.instance, passkey_id=deleted.instance.pk)
-                events = [(Kind.PASSKEY_REMOVED, {"passkey": str(deleted.instance.pk), "by": request.user.email})]
-                if switched_off:
-                    events.append((Kind.OTP_DISABLED, {"by": request.user.email}))
-                audit.record_all(request, events, user=user)
+                audit.record_passkey_removed(
+                    request, user=user, passkey_id=deleted.instance.pk, switched_off=switched_off, by=request.user.email
+                )
         return None
 
     def user_change_password(self, request, id, form_url=""):

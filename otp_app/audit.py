@@ -24,7 +24,7 @@ def record_all(
     request, events: list[tuple[str, dict]], *, user: UserModel | None = None, email: str = ""
 ) -> list[SecurityEvent]:
     """Events of one request about one account, each a (kind, detail), written by one INSERT
-    (a passkey sign-in is both a login and a passkey's use), then logged and signalled in order."""
+    (a passkey sign-in is both a login and a passkey's use), then each logged and signalled in turn."""
     common = {
         "created_at": clock.as_datetime(clock.now()),
         "user": user,
@@ -44,11 +44,19 @@ def record_all(
             event.detail,
             extra=logs.fields(kind=event.kind, email=event.email, address=event.client_address, detail=event.detail),
         )
-    for event in recorded:
         # send_robust: a receiver that fails (a mail server down) is logged by Django and must not
         # turn a change already made into an error, nor hide the recovery codes from their owner.
         signals.BY_KIND[event.kind].send_robust(sender=SecurityEvent, event=event, user=user, request=request)
     return recorded
+
+
+def record_passkey_removed(request, *, user: UserModel, passkey_id, switched_off: bool, **detail) -> None:
+    """`passkey_removed`, and `otp_disabled` when it was the last second factor (one INSERT); by
+    its owner (the API) or by an administrator (the admin, `by`)."""
+    events = [(Kind.PASSKEY_REMOVED, {"passkey": str(passkey_id), **detail})]
+    if switched_off:
+        events.append((Kind.OTP_DISABLED, detail))
+    record_all(request, events, user=user)
 
 
 def record_failed_login(request, *, email: str, user: UserModel | None = None, **detail) -> SecurityEvent:

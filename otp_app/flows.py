@@ -219,10 +219,7 @@ def remove_passkey(request, *, user: UserModel, passkey_id, code: str | None) ->
     reauthenticate(request, user=user, code=code, refusal=REAUTHENTICATE_TO_REMOVE_PASSKEY)
     with factor_change(request, user=user):
         user, switched_off = services.remove_passkey(user=user, passkey_id=passkey_id)
-        events = [(Kind.PASSKEY_REMOVED, {"passkey": str(passkey_id)})]
-        if switched_off:
-            events.append((Kind.OTP_DISABLED, {}))
-        audit.record_all(request, events, user=user)
+        audit.record_passkey_removed(request, user=user, passkey_id=passkey_id, switched_off=switched_off)
     return user
 
 
